@@ -1,0 +1,47 @@
+# Two commands matter: `make demo` and `make test`. Everything else is a step they share.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test setup lint format stack-up stack-down stack-status clean
+
+## demo: set up, start the local stack, render a talking-head MP4 through the whole product
+demo: setup
+	$(BIN)/python -m scripts.demo
+
+## test: set up from nothing, run the whole suite (the suite starts and stops the local stack itself)
+test: setup lint
+	$(BIN)/python -m pytest
+
+## setup: the virtual environment, from the project's own files only
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+	# torch first, pinned: the CPU wheel on local disk (a bare `torch` would pull a CUDA build)
+	$(BIN)/python -m pip install --quiet "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet --group dev --editable .
+	touch $@
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+stack-up: setup
+	$(BIN)/python -m scripts.local_stack up
+
+stack-down: setup
+	$(BIN)/python -m scripts.local_stack down
+
+stack-status: setup
+	$(BIN)/python -m scripts.local_stack status
+
+clean: stack-down
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,248 @@
+"""The wire contract between the AWS side and the GPU side.
+
+Both sides import these models: the proxy Lambda builds a :class:`CreateJobRequest` and parses
+callbacks; the internal API validates the request and the worker emits the callbacks. The module
+is pure pydantic and standard library on purpose, so the Lambda zip can carry it without torch
+and the Modal side can use it without boto3.
+
+What never crosses this boundary: ``s3://`` URLs, bucket names, AWS credentials, task tokens.
+The GPU side sees pre-signed HTTPS URLs, a per-job callback secret and a deadline, nothing more.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
+
+CONTRACT_VERSION = "2026-11-25"
+
+JOB_ID_PATTERN = r"^job_[0-9a-z]{26}$"
+"""Job ids are ``job_`` plus a lowercase ULID-like 26-character suffix, minted by the AWS side."""
+
+MAX_URL_LENGTH = 4096
+MAX_PROMPT_LENGTH = 2000
+MAX_SPEAKERS = 2
+
+# Callback secrets follow Standard Webhooks: ``whsec_`` + base64 of at least 24 random bytes.
+CALLBACK_SECRET_PATTERN = r"^whsec_[A-Za-z0-9+/]{32,88}={0,2}$"  # noqa: S105 (a pattern, not a secret)
+
+_CREDENTIAL_HINTS = re.compile(
+    r"(AKIA|ASIA)[A-Z0-9]{16}|aws_secret_access_key|x-amz-security-token=[^&]{200,}",
+    re.IGNORECASE,
+)
+
+
+class Model(BaseModel):
+    """Strict base: unknown fields are refused at every boundary."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _no_s3_scheme(url: str) -> str:
+    if url.lower().startswith("s3://"):
+        raise ValueError("s3:// URLs never cross to the GPU side; send a pre-signed https URL")
+    if not url.lower().startswith(("https://", "http://")):
+        raise ValueError("only http(s) URLs are accepted")
+    return url
+
+
+def _no_long_lived_credentials(url: str) -> str:
+    # A pre-signed URL legitimately carries X-Amz-Credential=ASIA…/… (temporary role
+    # credentials scoped to one request). A raw access key id outside that parameter, or a
+    # secret key, is a leak.
+    without_credential_param = re.sub(r"X-Amz-Credential=[^&]*", "", url, flags=re.IGNORECASE)
+    if _CREDENTIAL_HINTS.search(without_credential_param):
+        raise ValueError("the URL looks like it carries AWS credentials")
+    return url
+
+
+PresignedUrl = Annotated[
+    str,
+    Field(min_length=10, max_length=MAX_URL_LENGTH),
+    AfterValidator(_no_s3_scheme),
+    AfterValidator(_no_long_lived_credentials),
+]
+"""A pre-signed (or otherwise capability-bearing) URL. Scheme policy (https only, http only to
+loopback in local mode) is enforced by the internal API, which knows the mode it runs in."""
+
+JobId = Annotated[str, Field(pattern=JOB_ID_PATTERN)]
+
+
+class ErrorCode(StrEnum):
+    """Stable failure codes reported by the worker (and shown to API callers)."""
+
+    INPUT_UNREADABLE = "input_unreadable"
+    INPUT_TOO_LARGE = "input_too_large"
+    AUDIO_INVALID = "audio_invalid"
+    IMAGE_INVALID = "image_invalid"
+    URL_EXPIRED = "url_expired"
+    UPLOAD_FAILED = "upload_failed"
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+    CANCELLED = "cancelled"
+    MODEL_UNAVAILABLE = "model_unavailable"
+    INTERNAL = "internal"
+
+
+class BoundingBox(Model):
+    """A speaker region in source-image pixels, ``[top, left, bottom, right]`` as in MultiTalk."""
+
+    top: int = Field(ge=0, le=16384)
+    left: int = Field(ge=0, le=16384)
+    bottom: int = Field(ge=1, le=16384)
+    right: int = Field(ge=1, le=16384)
+
+
+class GenerationParams(Model):
+    """What to render. Defaults mirror the public API's defaults."""
+
+    prompt: str = Field(default="", max_length=MAX_PROMPT_LENGTH)
+    resolution: Literal["480p", "720p"] = "480p"
+    max_duration_s: float = Field(default=15.0, gt=0, le=600)
+    turbo: bool = False
+    audio_type: Literal["add", "para"] = "add"
+    bounding_boxes: list[BoundingBox] | None = Field(default=None, max_length=MAX_SPEAKERS)
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    sample_steps: int | None = Field(default=None, ge=1, le=100)
+    model: Literal["multitalk-14b", "tiny"] = "multitalk-14b"
+
+
+class JobInputs(Model):
+    """Pre-signed GET URLs: one audio track per speaker (1 or 2) and one reference image."""
+
+    audio_urls: list[PresignedUrl] = Field(min_length=1, max_length=MAX_SPEAKERS)
+    image_url: PresignedUrl
+    max_audio_bytes: int = Field(default=100 * 1024 * 1024, gt=0, le=1024**3)
+    max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0, le=200 * 1024**2)
+
+
+class JobOutput(Model):
+    """The pre-signed PUT URL for the MP4; ``content_type`` is part of its signature."""
+
+    put_url: PresignedUrl
+    content_type: Literal["video/mp4"] = "video/mp4"
+    max_bytes: int = Field(default=2 * 1024**3, gt=0, le=5 * 1024**3)
+
+
+class CallbackTarget(Model):
+    """Where the worker reports, and the per-job Standard Webhooks secret it signs with."""
+
+    url: PresignedUrl
+    secret: str = Field(pattern=CALLBACK_SECRET_PATTERN, repr=False)
+
+
+class CreateJobRequest(Model):
+    """``POST /v1/jobs`` body."""
+
+    job_id: JobId
+    inputs: JobInputs
+    output: JobOutput
+    params: GenerationParams
+    callback: CallbackTarget
+    deadline: datetime = Field(description="Aware UTC time after which the job is abandoned")
+
+
+class CreateJobResponse(Model):
+    """``POST /v1/jobs`` answer: the call id to poll or cancel with."""
+
+    job_id: JobId
+    call_id: str = Field(min_length=1, max_length=128)
+
+
+class JobResult(Model):
+    """What a finished render produced (also the ``job.succeeded`` callback data)."""
+
+    size_bytes: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    duration_s: float = Field(ge=0)
+    frames: int = Field(ge=0)
+    fps: float = Field(gt=0)
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    model: str = Field(max_length=64, description="Preset that rendered it; `tiny` makes noise")
+    timings_s: dict[str, float] = Field(default_factory=dict)
+
+
+class JobError(Model):
+    """Why a job failed (also the ``job.failed`` callback data)."""
+
+    code: ErrorCode
+    message: str = Field(max_length=1000)
+    retryable: bool
+
+
+class CallState(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    """The runner no longer knows the call (Modal keeps results for 7 days)."""
+
+
+class JobStatusResponse(Model):
+    """``GET /v1/jobs/{call_id}`` answer."""
+
+    call_id: str
+    state: CallState
+    result: JobResult | None = None
+    error: JobError | None = None
+
+
+# --- Callbacks (GPU side -> AWS side), Standard Webhooks signed with the job's secret ---------
+
+
+class JobStarted(Model):
+    type: Literal["job.started"] = "job.started"
+    job_id: JobId
+    call_id: str | None = None
+    attempt: int = Field(default=1, ge=1)
+
+
+class JobProgress(Model):
+    type: Literal["job.progress"] = "job.progress"
+    job_id: JobId
+    stage: str = Field(max_length=64)
+    step: int = Field(ge=0)
+    total: int = Field(ge=0)
+    percent: float = Field(ge=0, le=100)
+
+
+class JobSucceeded(Model):
+    type: Literal["job.succeeded"] = "job.succeeded"
+    job_id: JobId
+    result: JobResult
+
+
+class JobFailed(Model):
+    type: Literal["job.failed"] = "job.failed"
+    job_id: JobId
+    error: JobError
+
+
+class UrlRefreshRequested(Model):
+    """Sent when a pre-signed URL answered 403 as expired. The response body is
+    :class:`UrlRefreshResponse`; the worker retries once with the fresh URLs."""
+
+    type: Literal["job.url_refresh"] = "job.url_refresh"
+    job_id: JobId
+
+
+CallbackEvent = Annotated[
+    JobStarted | JobProgress | JobSucceeded | JobFailed | UrlRefreshRequested,
+    Field(discriminator="type"),
+]
+
+
+CALLBACK_EVENT_ADAPTER: TypeAdapter[CallbackEvent] = TypeAdapter(CallbackEvent)
+"""Parses a callback body (``CALLBACK_EVENT_ADAPTER.validate_json(raw)``) into its event model."""
+
+
+class UrlRefreshResponse(Model):
+    """Fresh pre-signed URLs for the same objects, with the same limits and content type."""
+
+    inputs: JobInputs
+    output: JobOutput

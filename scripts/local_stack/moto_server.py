@@ -1,0 +1,79 @@
+"""moto server for DynamoDB, SQS, Step Functions and Secrets Manager, with two adjustments.
+
+1. Step Functions executes definitions for real (``execute_state_machine``), instead of returning
+   canned histories.
+2. Step Functions' own S3 calls (Distributed Map ``ItemReader``/``ResultWriter``, ``aws-sdk:s3``
+   tasks) go to the strict S3 emulator with real SigV4 credentials, so a batch reads the very
+   objects the API wrote and its results land where callers look. moto's engine would otherwise
+   read moto's own (empty, unsigned) S3.
+
+Run as a process by :mod:`scripts.local_stack.stack`; S3 credentials arrive by environment, never
+on the command line (where ``ps`` would show them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import pkgutil
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _redirect_step_functions_s3(endpoint: str, access_key: str, secret_key: str) -> None:
+    import boto3
+    from botocore.config import Config
+    from moto.stepfunctions import parser as sfn_parser
+    from moto.stepfunctions.parser.asl.utils import boto_client as moto_boto_client
+
+    original = moto_boto_client.boto_client_for
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        if service != "s3":
+            return original(region=region, service=service, state_credentials=state_credentials)
+        return boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name=region,
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+        )
+
+    # Modules bind the function by name at import, so rebind it in every module that imports it
+    # (found by source, because importing the whole parser package fails on optional modules).
+    for module_info in pkgutil.walk_packages(sfn_parser.__path__, sfn_parser.__name__ + "."):
+        spec = importlib.util.find_spec(module_info.name)
+        if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+            continue
+        if "import boto_client_for" not in Path(spec.origin).read_text():
+            continue
+        module = importlib.import_module(module_info.name)
+        if getattr(module, "boto_client_for", None) is original:
+            module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+
+    os.environ["MOTO_PORT"] = str(args.port)
+    from moto.core.config import default_user_config
+    from moto.server import main as moto_main
+
+    default_user_config["stepfunctions"]["execute_state_machine"] = True
+    _redirect_step_functions_s3(
+        endpoint=os.environ["LOCAL_S3_ENDPOINT"],
+        access_key=os.environ["LOCAL_S3_ACCESS_KEY"],
+        secret_key=os.environ["LOCAL_S3_SECRET_KEY"],
+    )
+    sys.stdout.flush()
+    moto_main(["-H", "127.0.0.1", "-p", str(args.port)])
+
+
+if __name__ == "__main__":
+    main()

@@ -8,12 +8,12 @@ import time
 from pathlib import Path
 
 from .processes import StackStartError
-from .stack import DEFAULT_STATE_DIR, LocalStack
+from .stack import LocalStack, default_state_dir
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.local_stack", description=__doc__)
-    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    parser.add_argument("--state-dir", type=Path, default=None, help="default: .local/stack")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("up", help="start every part and provision resources (idempotent)")
     commands.add_parser("down", help="stop every process the stack started; keep its data")
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--lifetime", type=int, default=3600, help="seconds (default 3600)")
     args = parser.parse_args(argv)
 
-    stack = LocalStack(args.state_dir)
+    stack = LocalStack(args.state_dir or default_state_dir())
     if args.command == "up":
         started = time.monotonic()
         try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import secrets
 import sys
 import urllib.request
@@ -30,6 +31,13 @@ if TYPE_CHECKING:
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STATE_DIR = REPO_ROOT / ".local" / "stack"
+
+
+def default_state_dir() -> Path:
+    """``$LOCAL_STACK_STATE_DIR`` when set (tests, parallel stacks), else ``.local/stack``."""
+    return Path(os.environ.get("LOCAL_STACK_STATE_DIR", DEFAULT_STATE_DIR))
+
+
 STACK_FILE = "stack.json"
 
 
@@ -53,10 +61,8 @@ def _webhook_secret() -> str:
 class LocalStack:
     """The local stack rooted at ``state_dir`` (git-ignored; default ``.local/stack``)."""
 
-    def __init__(
-        self, state_dir: Path = DEFAULT_STATE_DIR, config: ResourceConfig | None = None
-    ) -> None:
-        self.state_dir = state_dir.resolve()
+    def __init__(self, state_dir: Path | None = None, config: ResourceConfig | None = None) -> None:
+        self.state_dir = (state_dir or default_state_dir()).resolve()
         self.config = config or ResourceConfig.load()
 
     # -- lifecycle ----------------------------------------------------------------------------

@@ -1,0 +1,103 @@
+"""Public request and response bodies (seed-compatible, with extensions).
+
+Unknown fields are refused everywhere; every string and list has a length limit. Limits that
+depend on deployment (``video_length``, allowed models) are checked in the submit path, which
+knows the configuration.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from aws.lambda_proxy.jobs.models import JobStatus, JobView
+from modal_service.contracts import MAX_PROMPT_LENGTH, BoundingBox
+
+S3Url = Annotated[str, Field(min_length=8, max_length=1100, pattern=r"^s3://")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class InputSpec(_Strict):
+    audio_s3_url: S3Url | None = Field(default=None, description="The speaker's audio (seed)")
+    audio_s3_urls: list[S3Url] | None = Field(
+        default=None, min_length=1, max_length=2, description="Extension: one or two speakers"
+    )
+    reference_image_s3_url: S3Url | None = Field(
+        default=None, description="Portrait; the tenant's default image when omitted"
+    )
+    prompt: str | None = Field(default=None, max_length=MAX_PROMPT_LENGTH)
+    audio_type: Literal["add", "para"] = Field(
+        default="add", description="Two speakers: one after the other (add) or together (para)"
+    )
+    bounding_boxes: list[BoundingBox] | None = Field(default=None, min_length=1, max_length=2)
+
+    @model_validator(mode="after")
+    def _one_audio_form(self) -> InputSpec:
+        if (self.audio_s3_url is None) == (self.audio_s3_urls is None):
+            raise ValueError("give exactly one of audio_s3_url or audio_s3_urls")
+        if self.bounding_boxes is not None and len(self.bounding_boxes) != len(self.audio_urls):
+            raise ValueError("bounding_boxes needs one box per audio track")
+        for box in self.bounding_boxes or []:
+            if box.bottom <= box.top or box.right <= box.left:
+                raise ValueError("a bounding box needs bottom > top and right > left")
+        return self
+
+    @property
+    def audio_urls(self) -> list[str]:
+        return self.audio_s3_urls if self.audio_s3_urls is not None else [str(self.audio_s3_url)]
+
+
+class OutputSpec(_Strict):
+    s3_bucket: str = Field(min_length=3, max_length=63)
+    s3_prefix: str = Field(default="", max_length=900)
+    filename: str | None = Field(
+        default=None,
+        min_length=5,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*\.mp4$",
+        description="Defaults to <job_id>.mp4",
+    )
+    overwrite: bool = Field(default=False, description="Extension: replace an existing object")
+
+
+class OptionsSpec(_Strict):
+    resolution: Literal["480p", "720p"] = "480p"
+    video_length: float = Field(default=15.0, gt=0, le=600, description="Seconds (capped)")
+    turbo_mode: bool = False
+    webhook_url: str | None = Field(default=None, min_length=9, max_length=2048)
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    sample_steps: int | None = Field(default=None, ge=1, le=100)
+    model: Literal["multitalk-14b", "tiny"] = "multitalk-14b"
+
+
+class GenerateVideoRequest(_Strict):
+    """``POST /generate-video`` body."""
+
+    input: InputSpec
+    output: OutputSpec
+    options: OptionsSpec = Field(default_factory=OptionsSpec)
+
+
+class GenerateVideoResponse(BaseModel):
+    """``202`` answer (seed-compatible)."""
+
+    job_id: str
+    status: JobStatus
+    estimated_time: int = Field(description="Estimated seconds until the video is ready")
+    output_url: str = Field(description="s3:// URL the MP4 will be written to")
+
+
+class JobList(BaseModel):
+    """``GET /jobs`` answer: one page, newest first."""
+
+    jobs: list[JobView]
+    next_token: str | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    version: str

@@ -1,0 +1,1 @@
+"""JWT authentication (pyjwt, JWKS cached per container) and scope checks."""

@@ -1,0 +1,150 @@
+"""Runtime configuration of the proxy Lambdas, read once per container from the environment.
+
+Every setting has exactly one environment variable (the field name in upper case, listed in
+:data:`ENV_VARS`); Terraform wires them, and the local stack sets them for tests. Nothing here
+is a secret: the Modal proxy token and the tenants' webhook secrets stay in Secrets Manager and
+only their ARNs appear in the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from aws.lambda_proxy.exceptions import ConfigurationError
+
+_S3_PREFIX = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/([A-Za-z0-9!_.*'()/=+,@-]*/)?")
+TENANT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+def _csv(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class TenantConfig(BaseModel):
+    """Where one tenant may read inputs from and write outputs to (``s3://bucket/prefix/``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    read: list[str] = Field(min_length=1, max_length=20)
+    write: list[str] = Field(min_length=1, max_length=20)
+    default_reference_image: str | None = None
+    """Used when a request names no reference image (the seed API makes it optional)."""
+
+    @field_validator("read", "write")
+    @classmethod
+    def _prefixes(cls, prefixes: list[str]) -> list[str]:
+        for prefix in prefixes:
+            if not _S3_PREFIX.fullmatch(prefix) or "/../" in prefix or "/./" in prefix:
+                raise ValueError(f"{prefix!r} is not an s3://bucket/prefix/ location ending in /")
+        return prefixes
+
+
+class Settings(BaseModel):
+    """All settings; ``Settings.from_env()`` builds it from ``os.environ``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    # --- DynamoDB ---------------------------------------------------------------------------
+    jobs_table_name: str = Field(min_length=3)
+    """One item per job (hash key ``job_id``)."""
+    jobs_tenant_index: str = "by-tenant"
+    """GSI ``tenant_id`` + ``created_at`` used by ``GET /jobs``."""
+    jobs_active_index: str = "active-by-deadline"
+    """Sparse GSI ``active`` + ``deadline`` (only unsettled jobs carry ``active``): reconciler."""
+    idempotency_table_name: str = Field(min_length=3)
+    """Powertools idempotency records (hash key ``id``, TTL ``expiration``)."""
+    job_ttl_days: int = Field(default=30, ge=1, le=3650)
+    idempotency_ttl_s: int = Field(default=3600, ge=60, le=7 * 86400)
+
+    # --- Tenants ----------------------------------------------------------------------------
+    tenants_config: dict[Annotated[str, Field(pattern=TENANT_PATTERN)], TenantConfig]
+    """JSON: ``{"acme": {"read": ["s3://b/tenants/acme/inputs/"], "write": [...]}}``."""
+    tenant_webhook_secrets_arn: str | None = None
+    """Secrets Manager JSON ``{tenant: "whsec_..."}``: signs caller webhooks per tenant."""
+
+    # --- JWT --------------------------------------------------------------------------------
+    jwt_issuer: str = Field(min_length=1)
+    jwt_audience: str = Field(min_length=1)
+    jwt_jwks_url: str = Field(min_length=8)
+    jwt_tenant_claim: str = "tenant_id"
+    jwt_algorithms: Annotated[list[str], Field(min_length=1)] = ["RS256", "ES256"]
+    jwt_leeway_s: int = Field(default=30, ge=0, le=300)
+    jwt_max_age_s: int = Field(default=86400, ge=60)
+    """Tokens issued (``iat``) longer ago than this are refused even if ``exp`` is later."""
+    jwks_cache_ttl_s: int = Field(default=300, ge=10, le=86400)
+    jwks_refetch_cooldown_s: int = Field(default=30, ge=1, le=3600)
+    """An unknown ``kid`` refetches the JWKS at most this often (defends against kid floods)."""
+
+    # --- Modal internal API -----------------------------------------------------------------
+    modal_api_url: str = Field(min_length=8)
+    modal_proxy_token_secret_arn: str | None = None
+    """Secrets Manager JSON ``{"token_id", "token_secret"}`` sent as Modal-Key/Modal-Secret."""
+    modal_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    modal_max_attempts: int = Field(default=4, ge=1, le=10)
+    modal_backoff_base_s: float = Field(default=0.25, ge=0, le=10)
+
+    # --- Callbacks (Modal -> AWS) -------------------------------------------------------------
+    callback_base_url: str = Field(min_length=8)
+    """Public base URL of the API; the worker posts to ``{base}/callbacks/{job_id}``."""
+    callback_tolerance_s: int = Field(default=300, ge=10, le=3600)
+
+    # --- Caller webhooks (AWS -> caller) ------------------------------------------------------
+    webhook_max_attempts: int = Field(default=3, ge=1, le=10)
+    webhook_timeout_s: float = Field(default=5.0, gt=0, le=30)
+    webhook_backoff_base_s: float = Field(default=0.5, ge=0, le=30)
+
+    # --- Pre-signing and limits ---------------------------------------------------------------
+    presign_get_expires_s: int = Field(default=900, ge=60, le=7 * 86400)
+    presign_put_expires_s: int = Field(default=3600, ge=60, le=7 * 86400)
+    presign_min_expires_s: int = Field(default=120, ge=30, le=3600)
+    """Refuse to sign when the signing credentials have less life left than this."""
+    max_audio_bytes: int = Field(default=100 * 1024 * 1024, gt=0, le=1024**3)
+    max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0, le=200 * 1024**2)
+    max_video_length_s: float = Field(default=15.0, gt=0, le=600)
+    allowed_models: Annotated[list[str], Field(min_length=1)] = ["multitalk-14b"]
+    job_deadline_s: int = Field(default=3600, ge=60, le=86400)
+    """How long a job may run before the reconciler settles it."""
+    reconcile_grace_s: int = Field(default=120, ge=0, le=3600)
+    secrets_cache_ttl_s: int = Field(default=300, ge=0, le=86400)
+
+    @field_validator("jwt_algorithms", "allowed_models", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return _csv(value)
+
+    @field_validator("tenants_config", mode="before")
+    @classmethod
+    def _json(cls, value: object) -> object:
+        if isinstance(value, str):
+            return json.loads(value)
+        return value
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _asymmetric_only(cls, algorithms: list[str]) -> list[str]:
+        refused = set(algorithms) - {"RS256", "ES256"}
+        if refused:
+            raise ValueError(f"only RS256 and ES256 are allowed, not {sorted(refused)}")
+        return algorithms
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        environ = os.environ if environ is None else environ
+        values = {name: environ[var] for name, var in ENV_VARS.items() if var in environ}
+        try:
+            return cls.model_validate(values)
+        except (ValidationError, json.JSONDecodeError) as exc:
+            # Names only: values may be long JSON and are never secrets, but keep logs short.
+            raise ConfigurationError(f"invalid Lambda configuration: {exc}") from None
+
+
+ENV_VARS: dict[str, str] = {name: name.upper() for name in Settings.model_fields}
+"""Field name -> environment variable name (always the upper-case field name)."""

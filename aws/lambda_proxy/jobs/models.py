@@ -1,0 +1,183 @@
+"""The job record as stored in DynamoDB, and the public view of it.
+
+Top-level attributes are what DynamoDB indexes or conditions on (status, tenant, times, TTL);
+nested documents (progress, result, error, locations, parameters) are stored as JSON strings,
+which keeps floats exact and the item schema flat.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from modal_service.contracts import GenerationParams, JobResult
+
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+ACTIVE_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.PROCESSING})
+
+
+def new_job_id(now: float | None = None) -> str:
+    """``job_`` + 26 lowercase Crockford base32 chars: 48 bits of milliseconds, 80 random bits.
+
+    Time-ordered like a ULID, so ids sort by creation, and unguessable enough that a job id
+    alone never grants anything (every lookup is also scoped to the tenant).
+    """
+    millis = int((time.time() if now is None else now) * 1000)
+    value = (millis << 80) | secrets.randbits(80)
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "job_" + "".join(reversed(chars))
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """Fixed-width UTC ISO-8601 (microseconds, ``Z``) so strings sort like times in indexes."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class S3Location(BaseModel):
+    """A parsed, authorized ``s3://bucket/key`` (see :mod:`aws.lambda_proxy.storage.s3_url`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bucket: str
+    key: str
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+class Progress(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stage: str = "queued"
+    percent: float = Field(default=0.0, ge=0, le=100)
+    step: int = 0
+    total: int = 0
+
+
+class JobFailure(BaseModel):
+    """Why a job failed: the worker's :class:`~modal_service.contracts.ErrorCode` values plus the
+    proxy's own (``modal_unavailable``, ``output_missing``, ``submit_incomplete``...)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(max_length=64)
+    message: str = Field(max_length=1000)
+    retryable: bool = False
+
+
+class WebhookDelivery(BaseModel):
+    """Outcome of the caller webhook for the job's final state."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: str = Field(description="delivered | failed | refused")
+    attempts: int = 0
+    last_status: int | None = None
+    detail: str | None = None
+
+
+class BatchItem(BaseModel):
+    """Which Step Functions execution and item a batch job belongs to (opaque to the proxy)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    execution_arn: str | None = Field(default=None, max_length=2048)
+    item_ref: str | None = Field(default=None, max_length=1024)
+
+
+class JobRecord(BaseModel):
+    """Everything the proxy keeps about one job."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: str
+    tenant_id: str
+    status: JobStatus
+    created_at: str
+    updated_at: str
+    deadline: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    audio_inputs: list[S3Location]
+    image_input: S3Location
+    output: S3Location
+    params: GenerationParams
+    webhook_url: str | None = None
+    callback_secret: str = Field(repr=False)
+    estimated_time_s: int
+    call_id: str | None = None
+    task_token: str | None = Field(default=None, repr=False)
+    batch_item: BatchItem | None = None
+    progress: Progress = Field(default_factory=Progress)
+    result: JobResult | None = None
+    error: JobFailure | None = None
+    webhook_delivery: WebhookDelivery | None = None
+    expires_at: int
+
+    @property
+    def is_batch(self) -> bool:
+        return self.task_token is not None
+
+
+class JobView(BaseModel):
+    """What ``GET /jobs/{id}`` answers: never the callback secret, task token or call id."""
+
+    job_id: str
+    status: JobStatus
+    progress: Progress
+    created_at: str
+    updated_at: str
+    started_at: str | None
+    finished_at: str | None
+    deadline: str
+    estimated_time: int = Field(description="Estimated seconds from submission to completion")
+    output_url: str
+    result: dict[str, Any] | None = None
+    error: JobFailure | None = None
+    webhook_delivery: WebhookDelivery | None = None
+
+    @classmethod
+    def of(cls, job: JobRecord) -> JobView:
+        return cls(
+            job_id=job.job_id,
+            status=job.status,
+            progress=job.progress,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            deadline=job.deadline,
+            estimated_time=job.estimated_time_s,
+            output_url=job.output.url,
+            result=job.result.model_dump() if job.result else None,
+            error=job.error,
+            webhook_delivery=job.webhook_delivery,
+        )

@@ -1,0 +1,122 @@
+"""Settling a job: the one conditional move to a final state, and what follows it.
+
+Whoever wins the conditional update (callback, reconciler, cancel, or a failed submit) performs
+the side effects exactly once: ``SendTaskSuccess``/``SendTaskFailure`` for batch jobs and the
+caller's webhook. A loser gets None and does nothing, so a final state never changes and no
+notification is sent twice.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import BotoCoreError, ClientError
+
+from aws.lambda_proxy.jobs.models import (
+    JobFailure,
+    JobRecord,
+    JobStatus,
+    JobView,
+    WebhookDelivery,
+    iso,
+    utc_now,
+)
+from aws.lambda_proxy.observability import logger, metrics
+from aws.lambda_proxy.webhooks.sender import WebhookMessage
+
+if TYPE_CHECKING:
+    from aws.lambda_proxy.services import Services
+    from modal_service.contracts import JobResult
+
+MAX_TASK_CAUSE = 32768
+
+
+def settle_job(
+    services: Services,
+    job_id: str,
+    status: JobStatus,
+    *,
+    result: JobResult | None = None,
+    error: JobFailure | None = None,
+    notify_task: bool = True,
+) -> JobRecord | None:
+    """Finalize ``job_id``; returns the settled record, or None when it was already final.
+
+    ``notify_task=False`` leaves Step Functions to the caller (the submit path raises instead,
+    and the batch submit handler reports the failure itself).
+    """
+    job = services.jobs.settle(job_id, status, result=result, error=error)
+    if job is None:
+        logger.info("job already final; nothing applied", extra={"job_id": job_id})
+        return None
+    logger.info(
+        "job settled",
+        extra={"job_id": job_id, "status": status.value, "code": error.code if error else None},
+    )
+    metrics.add_metric(name=f"Jobs{status.value.capitalize()}", unit=MetricUnit.Count, value=1)
+    if notify_task and job.task_token:
+        _notify_task(services, job)
+    if job.webhook_url:
+        notify_caller(services, job)
+    return job
+
+
+def _notify_task(services: Services, job: JobRecord) -> None:
+    try:
+        if job.status is JobStatus.SUCCEEDED:
+            output = {
+                "job_id": job.job_id,
+                "status": job.status.value,
+                "output_url": job.output.url,
+                "result": job.result.model_dump(mode="json") if job.result else None,
+            }
+            services.stepfunctions.send_task_success(
+                taskToken=job.task_token, output=json.dumps(output)
+            )
+        else:
+            failure = job.error or JobFailure(code=job.status.value, message=job.status.value)
+            cause = json.dumps({"job_id": job.job_id, **failure.model_dump(mode="json")})
+            services.stepfunctions.send_task_failure(
+                taskToken=job.task_token, error=failure.code, cause=cause[:MAX_TASK_CAUSE]
+            )
+    except (ClientError, BotoCoreError) as exc:
+        # TaskTimedOut / InvalidToken: the execution gave up already; nothing left to tell it.
+        code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__
+        logger.warning(
+            "Step Functions did not take the result", extra={"job_id": job.job_id, "code": code}
+        )
+
+
+def send_heartbeat(services: Services, job: JobRecord) -> None:
+    """Keep a batch item's task alive while the worker reports progress."""
+    if not job.task_token:
+        return
+    try:
+        services.stepfunctions.send_task_heartbeat(taskToken=job.task_token)
+    except (ClientError, BotoCoreError) as exc:
+        code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__
+        logger.warning("heartbeat refused", extra={"job_id": job.job_id, "code": code})
+
+
+def notify_caller(services: Services, job: JobRecord) -> None:
+    """Send the caller's webhook for a final job and record the outcome on the job."""
+    assert job.webhook_url is not None
+    secret = services.tenant_webhook_secret(job.tenant_id)
+    if secret is None:
+        delivery = WebhookDelivery(state="refused", detail="no webhook secret for the tenant")
+    else:
+        message = WebhookMessage(
+            type=f"job.{job.status.value}",
+            job_id=job.job_id,
+            timestamp=iso(utc_now()),
+            data=JobView.of(job).model_dump(mode="json", exclude={"webhook_delivery"}),
+        )
+        delivery = services.webhooks.deliver(job.webhook_url, secret, message)
+    services.jobs.record_webhook(job.job_id, delivery)
+    metrics.add_metric(name=f"Webhook{delivery.state.capitalize()}", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "caller webhook",
+        extra={"job_id": job.job_id, "state": delivery.state, "attempts": delivery.attempts},
+    )

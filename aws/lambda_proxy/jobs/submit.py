@@ -1,0 +1,330 @@
+"""The one submit path, shared by ``POST /generate-video`` and the batch submit handler.
+
+Signature::
+
+    submit_job(
+        request: GenerateVideoRequest,          # aws.lambda_proxy.api.models (validated)
+        tenant: TenantContext,                  # aws.lambda_proxy.auth.models
+        *,
+        idempotency_key: str | None = None,     # same key + same tenant -> same job
+        task_token: str | None = None,          # batch: Step Functions task token
+        batch_item: BatchItem | None = None,    # batch: execution ARN + item reference
+        services: Services | None = None,       # default: the container's services
+    ) -> JobRecord                              # aws.lambda_proxy.jobs.models
+
+Every failure raises :class:`~aws.lambda_proxy.jobs.exceptions.SubmitError` with a stable
+``code`` and an HTTP-style ``status`` (4xx: the request is at fault, do not retry as is; 5xx:
+``retryable`` may be true). When ``job_id`` is set on the error, a job record exists and is
+already ``failed`` with the same code (e.g. ``modal_unavailable``), and the caller's webhook was
+sent; Step Functions is *not* told by this path: the batch handler reports a ``SubmitError``
+with ``SendTaskFailure`` (or by failing its own task) itself, in every case.
+
+Codes: ``s3_url_invalid``, ``s3_location_forbidden``, ``input_not_found``,
+``input_size_refused``, ``input_type_refused``, ``output_exists``, ``reference_image_required``,
+``model_not_allowed``, ``video_length_exceeded``, ``webhook_url_refused``,
+``webhook_secret_missing``, ``tenant_not_configured``, ``signing_credentials_expiring``,
+``s3_unavailable``, ``modal_unavailable``, ``modal_rejected``, ``modal_contract_mismatch``,
+``idempotency_key_reused``, ``idempotency_in_progress``, ``idempotency_unavailable``.
+
+Steps: authorize and check every S3 location (``HeadObject``) -> write the ``queued`` record
+(task token kept here, never sent to Modal) -> pre-sign -> ``POST /v1/jobs`` -> store the call
+id. The record is written before Modal is called, so an early callback always finds its job.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+    IdempotencyValidationError,
+)
+from pydantic import BaseModel, ConfigDict, Field
+
+from aws.lambda_proxy.api.models import GenerateVideoRequest
+from aws.lambda_proxy.auth.models import TenantContext
+from aws.lambda_proxy.exceptions import BadRequestError, ForbiddenError, ProxyError
+from aws.lambda_proxy.jobs.exceptions import SubmitError
+from aws.lambda_proxy.jobs.models import (
+    BatchItem,
+    JobFailure,
+    JobRecord,
+    JobStatus,
+    S3Location,
+    iso,
+    new_job_id,
+    utc_now,
+)
+from aws.lambda_proxy.jobs.settle import settle_job
+from aws.lambda_proxy.modal.exceptions import ModalRejectedError, ModalUnavailableError
+from aws.lambda_proxy.observability import logger, metrics
+from aws.lambda_proxy.storage.objects import check_input, check_output_free
+from aws.lambda_proxy.storage.presign import new_callback_secret
+from aws.lambda_proxy.storage.s3_url import location, parse_s3_url
+from modal_service.contracts import (
+    CallbackTarget,
+    CreateJobRequest,
+    GenerationParams,
+    JobInputs,
+    JobOutput,
+)
+
+if TYPE_CHECKING:
+    from aws.lambda_proxy.services import Services
+
+OUTPUT_CONTENT_TYPE = "video/mp4"
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9._:/-]{8,128}$"
+
+
+def submit_job(
+    request: GenerateVideoRequest,
+    tenant: TenantContext,
+    *,
+    idempotency_key: str | None = None,
+    task_token: str | None = None,
+    batch_item: BatchItem | None = None,
+    services: Services | None = None,
+) -> JobRecord:
+    """Create, sign and dispatch one job (see the module docstring for the contract)."""
+    if services is None:
+        from aws.lambda_proxy.services import get_services
+
+        services = get_services()
+    submission = Submission(
+        tenant=tenant,
+        request=request,
+        task_token=task_token,
+        batch_item=batch_item,
+        idempotency_key=idempotency_key,
+    )
+    try:
+        if idempotency_key is None:
+            return _submit(services, submission)
+        job_id = _idempotent_submit(services)(submission=submission)
+    except IdempotencyValidationError:
+        raise SubmitError(
+            "this Idempotency-Key was used with a different request body",
+            code="idempotency_key_reused",
+            status=422,
+        ) from None
+    except IdempotencyAlreadyInProgressError:
+        raise SubmitError(
+            "a request with this Idempotency-Key is still being processed; retry shortly",
+            code="idempotency_in_progress",
+            status=409,
+            retryable=True,
+        ) from None
+    except IdempotencyPersistenceLayerError:
+        raise SubmitError(
+            "the idempotency store is unavailable",
+            code="idempotency_unavailable",
+            status=503,
+            retryable=True,
+        ) from None
+    return services.jobs.get(job_id)
+
+
+class Submission(BaseModel):
+    """Everything one submission carries; the idempotency key hashes ``[tenant, key]`` and the
+    stored record validates ``request``, so a reused key with another body is refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant: TenantContext
+    request: GenerateVideoRequest
+    task_token: str | None = Field(default=None, max_length=8192, repr=False)
+    batch_item: BatchItem | None = None
+    idempotency_key: str | None = Field(default=None, pattern=IDEMPOTENCY_KEY_PATTERN)
+
+
+@cache
+def _idempotent_submit(services: Services) -> Any:
+    """The powertools-idempotent variant of :func:`_submit`, one per service graph."""
+    persistence = DynamoDBPersistenceLayer(
+        table_name=services.settings.idempotency_table_name, boto3_client=services.dynamodb
+    )
+    config = IdempotencyConfig(
+        event_key_jmespath="[tenant.tenant_id, idempotency_key]",
+        payload_validation_jmespath="request",
+        expires_after_seconds=services.settings.idempotency_ttl_s,
+        raise_on_no_idempotency_key=True,
+    )
+
+    def submit_once(submission: Submission) -> str:
+        return _submit(services, Submission.model_validate(submission)).job_id
+
+    return idempotent_function(
+        submit_once,
+        data_keyword_argument="submission",
+        persistence_store=persistence,
+        config=config,
+    )
+
+
+def _submit(services: Services, submission: Submission) -> JobRecord:
+    try:
+        job = _prepare(services, submission)
+    except SubmitError:
+        raise
+    except ProxyError as exc:
+        metrics.add_metric(name="SubmitRefused", unit=MetricUnit.Count, value=1)
+        raise SubmitError(exc.message, code=exc.code, status=exc.status) from None
+    services.jobs.create(job)
+    logger.info("job created", extra={"job_id": job.job_id, "tenant_id": job.tenant_id})
+    try:
+        call_id = _dispatch(services, job)
+    except (ModalUnavailableError, ModalRejectedError, ProxyError) as exc:
+        failure = JobFailure(code=exc.code, message=exc.message, retryable=exc.status >= 500)
+        settle_job(services, job.job_id, JobStatus.FAILED, error=failure, notify_task=False)
+        raise SubmitError(
+            f"the job could not be dispatched: {exc.message}",
+            code=exc.code,
+            status=exc.status,
+            job_id=job.job_id,
+            retryable=exc.status >= 500,
+        ) from None
+    services.jobs.set_call_id(job.job_id, call_id)
+    metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=1)
+    return job.model_copy(update={"call_id": call_id})
+
+
+def _prepare(services: Services, submission: Submission) -> JobRecord:
+    """Authorize, check and build the ``queued`` record (nothing written yet)."""
+    settings = services.settings
+    tenant, request = submission.tenant, submission.request
+    locations = services.tenant(tenant.tenant_id)
+    if locations is None:
+        raise ForbiddenError(
+            f"tenant {tenant.tenant_id!r} is not configured", code="tenant_not_configured"
+        )
+    options = request.options
+    if options.model not in settings.allowed_models:
+        raise BadRequestError(
+            f"model {options.model!r} is not enabled here; allowed: {settings.allowed_models}",
+            code="model_not_allowed",
+        )
+    if options.video_length > settings.max_video_length_s:
+        raise BadRequestError(
+            f"video_length is limited to {settings.max_video_length_s:g} s",
+            code="video_length_exceeded",
+        )
+    if options.webhook_url is not None:
+        services.webhook_policy.check(options.webhook_url)
+        if services.tenant_webhook_secret(tenant.tenant_id) is None:
+            raise BadRequestError(
+                "webhooks need a signing secret for the tenant; ask the operator to add one",
+                code="webhook_secret_missing",
+            )
+
+    audio = [
+        parse_s3_url(url, what=f"input.audio_s3_urls[{index}]")
+        for index, url in enumerate(request.input.audio_urls)
+    ]
+    image_url = request.input.reference_image_s3_url or locations.default_reference_image
+    if image_url is None:
+        raise BadRequestError(
+            "input.reference_image_s3_url is required (the tenant has no default image)",
+            code="reference_image_required",
+        )
+    image = parse_s3_url(image_url, what="input.reference_image_s3_url")
+    job_id = new_job_id()
+    output = _output_location(request, job_id)
+
+    for source in [*audio, image]:
+        locations.check_read(source)
+    locations.check_write(output)
+    for source in audio:
+        check_input(services.s3, source, kind="audio", max_bytes=settings.max_audio_bytes)
+    check_input(services.s3, image, kind="image", max_bytes=settings.max_image_bytes)
+    check_output_free(services.s3, output, overwrite=request.output.overwrite)
+
+    now = utc_now()
+    return JobRecord(
+        job_id=job_id,
+        tenant_id=tenant.tenant_id,
+        status=JobStatus.QUEUED,
+        created_at=iso(now),
+        updated_at=iso(now),
+        deadline=iso(now + timedelta(seconds=settings.job_deadline_s)),
+        audio_inputs=audio,
+        image_input=image,
+        output=output,
+        params=GenerationParams(
+            prompt=request.input.prompt or "",
+            resolution=options.resolution,
+            max_duration_s=options.video_length,
+            turbo=options.turbo_mode,
+            audio_type=request.input.audio_type,
+            bounding_boxes=request.input.bounding_boxes,
+            seed=options.seed,
+            sample_steps=options.sample_steps,
+            model=options.model,
+        ),
+        webhook_url=options.webhook_url,
+        callback_secret=new_callback_secret(),
+        estimated_time_s=estimate_seconds(request),
+        task_token=submission.task_token,
+        batch_item=submission.batch_item,
+        expires_at=int((now + timedelta(days=settings.job_ttl_days)).timestamp()),
+    )
+
+
+def _output_location(request: GenerateVideoRequest, job_id: str) -> S3Location:
+    prefix = request.output.s3_prefix
+    filename = request.output.filename or f"{job_id}.mp4"
+    key = f"{prefix.rstrip('/')}/{filename}" if prefix else filename
+    return location(request.output.s3_bucket, key, what="output")
+
+
+def signed_urls(services: Services, job: JobRecord) -> tuple[JobInputs, JobOutput]:
+    """Fresh pre-signed URLs for a job's objects (dispatch and ``job.url_refresh``)."""
+    presigner = services.presigner
+    inputs = JobInputs(
+        audio_urls=[presigner.get_url(source) for source in job.audio_inputs],
+        image_url=presigner.get_url(job.image_input),
+        max_audio_bytes=services.settings.max_audio_bytes,
+        max_image_bytes=services.settings.max_image_bytes,
+    )
+    output = JobOutput(
+        put_url=presigner.put_url(job.output, content_type=OUTPUT_CONTENT_TYPE),
+        content_type=OUTPUT_CONTENT_TYPE,
+    )
+    return inputs, output
+
+
+def _dispatch(services: Services, job: JobRecord) -> str:
+    inputs, output = signed_urls(services, job)
+    request = CreateJobRequest(
+        job_id=job.job_id,
+        inputs=inputs,
+        output=output,
+        params=job.params,
+        callback=CallbackTarget(url=services.callback_url(job.job_id), secret=job.callback_secret),
+        deadline=datetime.fromisoformat(job.deadline),
+    )
+    return services.modal.create_job(request).call_id
+
+
+def estimate_seconds(request: GenerateVideoRequest) -> int:
+    """A rough wall-clock estimate: container start + render time per second of video.
+
+    Figures are for the 14B model on one H100 (about 30 s of compute per second of 480p video,
+    70 s at 720p, halved by turbo mode); ``tiny`` renders in seconds on a CPU.
+    """
+    options = request.options
+    if options.model == "tiny":
+        return 10 + math.ceil(options.video_length)
+    per_second = 30.0 if options.resolution == "480p" else 70.0
+    if options.turbo_mode:
+        per_second /= 2
+    return int(90 + per_second * options.video_length)

@@ -1,0 +1,1 @@
+"""The client for the Modal internal API (``/v1/jobs``), authenticated with a proxy token."""

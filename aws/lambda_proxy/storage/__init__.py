@@ -1,0 +1,1 @@
+"""S3: strict ``s3://`` parsing, tenant location policy, object checks and pre-signing."""

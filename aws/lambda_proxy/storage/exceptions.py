@@ -1,0 +1,46 @@
+"""Errors of the storage feature (all about what the caller asked for)."""
+
+from __future__ import annotations
+
+from aws.lambda_proxy.exceptions import (
+    BadRequestError,
+    ConflictError,
+    ForbiddenError,
+    UpstreamError,
+)
+
+
+class S3UrlInvalidError(BadRequestError):
+    """Not a well-formed ``s3://bucket/key`` URL."""
+
+    code = "s3_url_invalid"
+
+
+class LocationForbiddenError(ForbiddenError):
+    """The tenant may not read (or write) this location."""
+
+    code = "s3_location_forbidden"
+
+
+class InputMissingError(BadRequestError):
+    """An input object does not exist (or this service may not see it)."""
+
+    code = "input_not_found"
+
+
+class InputRefusedError(BadRequestError):
+    """An input object exists but its size or content type is refused."""
+
+    code = "input_refused"
+
+
+class OutputExistsError(ConflictError):
+    """The output key already holds an object and overwriting was not asked for."""
+
+    code = "output_exists"
+
+
+class SigningUnavailableError(UpstreamError):
+    """The signing credentials are about to expire; pre-signed URLs would die at once."""
+
+    code = "signing_credentials_expiring"

@@ -1,0 +1,1 @@
+"""Caller webhooks: address policy (SSRF defence), Standard Webhooks signing, delivery."""

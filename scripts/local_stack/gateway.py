@@ -203,3 +203,8 @@ def to_response(result: Any) -> Response:
 
 def _json(status: int, payload: Any) -> Response:
     return Response(content=json.dumps(payload), status_code=status, media_type="application/json")
+
+
+def create_app() -> LocalGateway:
+    """Factory for ``uvicorn --factory scripts.local_stack.gateway:create_app``."""
+    return LocalGateway()

@@ -12,7 +12,8 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 PIDS_FILE = "pids.json"
@@ -42,10 +43,14 @@ def start(
     command: list[str],
     *,
     state_dir: Path,
-    env: dict[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    base_env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``command`` in its own session, logging to ``<state_dir>/logs/<name>.log``."""
+    """Start ``command`` in its own session, logging to ``<state_dir>/logs/<name>.log``.
+
+    Its environment is ``base_env`` (default: this process's) updated with ``env``.
+    """
     logs = state_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log = (logs / f"{name}.log").open("ab")
@@ -55,7 +60,7 @@ def start(
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
+            env={**(os.environ if base_env is None else base_env), **(env or {})},
             cwd=cwd,
             start_new_session=True,
         )
@@ -88,6 +93,12 @@ def wait_until_healthy(
     raise StackStartError(name, f"not healthy after {timeout_s:.0f} s", log_file)
 
 
+def http_ok(url: str) -> bool:
+    """Health probe: does ``url`` (loopback http) answer 200?"""
+    with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 (loopback http)
+        return bool(response.status == 200)
+
+
 def read_pids(state_dir: Path) -> dict[str, int]:
     path = state_dir / PIDS_FILE
     return json.loads(path.read_text()) if path.exists() else {}
@@ -116,7 +127,13 @@ def is_running(pid: int) -> bool:
 
 def stop_all(state_dir: Path, grace_s: float = 5.0) -> list[str]:
     """Stop every recorded process group: SIGTERM, then SIGKILL after ``grace_s``."""
-    pids = read_pids(state_dir)
+    return stop_some(state_dir, list(read_pids(state_dir)), grace_s)
+
+
+def stop_some(state_dir: Path, names: list[str], grace_s: float = 5.0) -> list[str]:
+    """Stop the named process groups (SIGTERM, then SIGKILL) and forget their PIDs."""
+    recorded = read_pids(state_dir)
+    pids = {name: recorded[name] for name in names if name in recorded}
     for pid in pids.values():
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGTERM)
@@ -130,5 +147,9 @@ def stop_all(state_dir: Path, grace_s: float = 5.0) -> list[str]:
     for pid in pids.values():
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
-    (state_dir / PIDS_FILE).unlink(missing_ok=True)
+    remaining = {name: pid for name, pid in recorded.items() if name not in pids}
+    if remaining:
+        (state_dir / PIDS_FILE).write_text(json.dumps(remaining, indent=2))
+    else:
+        (state_dir / PIDS_FILE).unlink(missing_ok=True)
     return sorted(pids)

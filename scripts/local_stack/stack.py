@@ -19,7 +19,6 @@ import json
 import os
 import secrets
 import sys
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,11 +38,6 @@ def default_state_dir() -> Path:
 
 
 STACK_FILE = "stack.json"
-
-
-def _http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 (loopback http)
-        return bool(response.status == 200)
 
 
 def _load_or_create_json(path: Path, create: dict[str, Any]) -> dict[str, Any]:
@@ -148,8 +142,8 @@ class LocalStack:
         )
         checks = {
             "s3": lambda: bool(info.s3_client().list_buckets()),
-            "aws": lambda: _http_ok(f"{aws_endpoint}/moto-api/data.json"),
-            "jwks": lambda: _http_ok(f"{issuer}/health"),
+            "aws": lambda: processes.http_ok(f"{aws_endpoint}/moto-api/data.json"),
+            "jwks": lambda: processes.http_ok(f"{issuer}/health"),
         }
         try:
             for name, process in started.items():
@@ -166,6 +160,7 @@ class LocalStack:
     def down(self) -> list[str]:
         """Stop every process this stack started (by PID); keep the state directory's data."""
         (self.state_dir / STACK_FILE).unlink(missing_ok=True)
+        (self.state_dir / "product.json").unlink(missing_ok=True)
         return processes.stop_all(self.state_dir)
 
     def info(self) -> StackInfo | None:

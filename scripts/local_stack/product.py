@@ -1,0 +1,145 @@
+"""The product on top of the local AWS stack: the internal API (with local worker processes) and
+the API gateway in front of the real Lambda handlers.
+
+Two more processes, started after :class:`~scripts.local_stack.LocalStack` and recorded in the same
+PID file, so ``down`` stops them too:
+
+- ``internal-api``: ``modal_service.api`` under uvicorn in local mode, demanding the Modal
+  proxy-auth headers (the token lives in the stack's Secrets Manager, as in AWS), running jobs in
+  worker subprocesses whose environment holds no AWS variable;
+- ``gateway``: :mod:`scripts.local_stack.gateway` under uvicorn, its handlers configured through
+  the same environment variables Terraform sets on the Lambdas.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from . import processes
+from .config import StackInfo
+from .stack import REPO_ROOT
+
+PRODUCT_FILE = "product.json"
+STARTUP_TIMEOUT_S = 60.0
+
+
+class ProductInfo(BaseModel):
+    """Where the running product answers (``<state_dir>/product.json``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_url: str
+    internal_api_url: str
+
+    @classmethod
+    def read(cls, state_dir: Path) -> ProductInfo | None:
+        path = state_dir / PRODUCT_FILE
+        return cls.model_validate_json(path.read_text()) if path.exists() else None
+
+
+def lambda_environment(info: StackInfo, api_url: str, internal_api_url: str) -> dict[str, str]:
+    """What Terraform would set on the proxy, callback and reconciler Lambdas, for this stack."""
+    tenants = {name: tenant.model_dump() for name, tenant in info.tenants.items()}
+    return {
+        **info.env(),
+        "JOBS_TABLE_NAME": info.tables["jobs"],
+        "IDEMPOTENCY_TABLE_NAME": info.tables["idempotency"],
+        "TENANTS_CONFIG": json.dumps(tenants),
+        "TENANT_WEBHOOK_SECRETS_ARN": info.secrets["tenant_webhook_secrets"],
+        "JWT_ISSUER": info.issuer,
+        "JWT_AUDIENCE": info.audience,
+        "JWT_JWKS_URL": info.jwks_url,
+        "JWT_TENANT_CLAIM": info.tenant_claim,
+        "MODAL_API_URL": internal_api_url,
+        "MODAL_PROXY_TOKEN_SECRET_ARN": info.secrets["modal_proxy_token"],
+        "CALLBACK_BASE_URL": api_url,
+        # The local stack renders with the tiny preset; a deployment allows only the 14B model.
+        "ALLOWED_MODELS": "tiny,multitalk-14b",
+        "POWERTOOLS_SERVICE_NAME": "multitalk-local",
+        "POWERTOOLS_METRICS_NAMESPACE": "MultiTalkLocal",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+
+
+def internal_api_environment(info: StackInfo) -> dict[str, str]:
+    """Local mode, the proxy token the Lambda will present, and no AWS variable at all."""
+    token = json.loads((info.state_dir / "secrets.json").read_text())["modal_proxy_token"]
+    return {
+        "MODAL_SERVICE_MODE": "local",
+        "MODAL_SERVICE_PROXY_KEY": token["token_id"],
+        "MODAL_SERVICE_PROXY_SECRET": token["token_secret"],
+        "MODAL_SERVICE_MAX_LOCAL_WORKERS": "2",
+        "MULTITALK_PROGRESS_EVERY": "0.5",
+    }
+
+
+def up(info: StackInfo) -> ProductInfo:
+    """Start the internal API and the gateway against a running stack (idempotent)."""
+    running = ProductInfo.read(info.state_dir)
+    pids = processes.read_pids(info.state_dir)
+    if running and all(
+        name in pids and processes.is_running(pids[name]) for name in ("internal-api", "gateway")
+    ):
+        return running
+    ports = {part: processes.free_port() for part in ("internal-api", "gateway")}
+    product = ProductInfo(
+        api_url=f"http://127.0.0.1:{ports['gateway']}",
+        internal_api_url=f"http://127.0.0.1:{ports['internal-api']}",
+    )
+    # The internal API must not inherit AWS variables: its workers would see them.
+    clean_env = {k: v for k, v in os.environ.items() if not k.upper().startswith("AWS_")}
+    started = {
+        "internal-api": processes.start(
+            "internal-api",
+            _uvicorn("modal_service.api:create_app_from_env", ports["internal-api"]),
+            state_dir=info.state_dir,
+            cwd=REPO_ROOT,
+            env=internal_api_environment(info),
+            base_env=clean_env,
+        ),
+        "gateway": processes.start(
+            "gateway",
+            _uvicorn("scripts.local_stack.gateway:create_app", ports["gateway"]),
+            state_dir=info.state_dir,
+            cwd=REPO_ROOT,
+            env=lambda_environment(info, product.api_url, product.internal_api_url),
+        ),
+    }
+    try:
+        for name, url in (
+            ("internal-api", f"{product.internal_api_url}/v1/health"),
+            ("gateway", f"{product.api_url}/health"),
+        ):
+            processes.wait_until_healthy(
+                name,
+                started[name],
+                lambda url=url: processes.http_ok(url),
+                state_dir=info.state_dir,
+                timeout_s=STARTUP_TIMEOUT_S,
+            )
+    except BaseException:
+        processes.stop_some(info.state_dir, list(started))
+        raise
+    (info.state_dir / PRODUCT_FILE).write_text(product.model_dump_json(indent=2))
+    return product
+
+
+def _uvicorn(factory: str, port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        factory,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+    ]

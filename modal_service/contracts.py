@@ -50,12 +50,18 @@ def _no_s3_scheme(url: str) -> str:
     return url
 
 
+def contains_aws_credentials(text: str) -> bool:
+    """Whether ``text`` (a URL, a prompt, a whole request body) seems to carry AWS credentials.
+
+    A pre-signed URL legitimately carries X-Amz-Credential=ASIA…/… (temporary role credentials
+    scoped to one request). A raw access key id outside that parameter, or a secret key, is a leak.
+    """
+    without_credential_param = re.sub(r"X-Amz-Credential=[^&\"]*", "", text, flags=re.IGNORECASE)
+    return _CREDENTIAL_HINTS.search(without_credential_param) is not None
+
+
 def _no_long_lived_credentials(url: str) -> str:
-    # A pre-signed URL legitimately carries X-Amz-Credential=ASIA…/… (temporary role
-    # credentials scoped to one request). A raw access key id outside that parameter, or a
-    # secret key, is a leak.
-    without_credential_param = re.sub(r"X-Amz-Credential=[^&]*", "", url, flags=re.IGNORECASE)
-    if _CREDENTIAL_HINTS.search(without_credential_param):
+    if contains_aws_credentials(url):
         raise ValueError("the URL looks like it carries AWS credentials")
     return url
 

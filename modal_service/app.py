@@ -1,0 +1,214 @@
+# ---
+# cmd: ["modal", "deploy", "-m", "modal_service.app"]
+# ---
+
+# # MultiTalk talking-head videos on Modal GPUs
+
+# This file wires the GPU side to Modal and does nothing else: the internal API
+# (`modal_service.api`), the worker (`modal_service.worker`) and the model
+# (`modal_service.multitalk`) are plain modules that run and are tested without Modal.
+
+# The GPU side never holds an AWS credential. Every job arrives with pre-signed URLs for its
+# inputs and its output, a per-job secret to sign callbacks with, and a deadline.
+
+# Deploy with `modal deploy -m modal_service.app`; fill the weights Volume once with
+# `modal run -m modal_service.app::download_weights`. Importing this file needs no Modal token.
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+import modal
+
+MINUTES = 60  # seconds
+
+# ## The app
+
+# The AWS side finds the GPU class by this name (`modal.Cls.from_name`), so it is configurable
+# for one deployment per environment (`multitalk-video-staging`, ...).
+
+APP_NAME = os.environ.get("MODAL_SERVICE_APP_NAME", "multitalk-video")
+WORKER_CLASS = "MultiTalkWorker"
+app = modal.App(APP_NAME)
+
+# ## Container images
+
+# Two images. The API answers within milliseconds and should start in about a second, so it
+# carries no model stack. The GPU image carries a CUDA build of torch and the model stack.
+# Neither carries boto3: the GPU side speaks to S3 only through pre-signed URLs.
+
+# The model stack's packages are read from the `modal-service` dependency group in
+# `pyproject.toml`, the same list the tests run with. Inside a running container the image is
+# already built, the file is absent, and the list is not needed.
+
+PYTHON_VERSION = "3.12"
+TORCH = "torch==2.13.0"
+TORCH_INDEX_URL = "https://download.pytorch.org/whl/cu128"  # CUDA 12.8 wheels (H100, A100)
+API_PACKAGES = [
+    "fastapi>=0.115,<1",
+    "httpx>=0.28,<1",
+    "pydantic>=2.11,<3",
+    "standardwebhooks>=1.1,<2",
+]
+
+
+def _service_packages() -> list[str]:
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    if not pyproject.exists():
+        return []
+    groups = tomllib.loads(pyproject.read_text())["dependency-groups"]
+    return [requirement for requirement in groups["modal-service"] if isinstance(requirement, str)]
+
+
+SERVICE_PACKAGES = _service_packages()
+
+WEIGHTS_DIR = "/weights"
+
+api_image = (
+    modal.Image.debian_slim(python_version=PYTHON_VERSION)
+    .uv_pip_install(*API_PACKAGES)
+    .env({"MODAL_SERVICE_MODE": "modal"})
+    .add_local_python_source("modal_service")
+)
+
+gpu_image = (
+    modal.Image.debian_slim(python_version=PYTHON_VERSION)
+    .uv_pip_install(TORCH, index_url=TORCH_INDEX_URL)
+    .uv_pip_install(*SERVICE_PACKAGES)
+    .env(
+        {
+            "MODAL_SERVICE_MODE": "modal",
+            "MULTITALK_WEIGHTS_DIR": WEIGHTS_DIR,
+            "HF_HUB_CACHE": f"{WEIGHTS_DIR}/hf-cache",
+            "HF_HUB_OFFLINE": "1",  # weights come from the Volume, never from the hub at runtime
+        }
+    )
+    .add_local_python_source("modal_service")
+)
+
+# The weights download runs on a CPU container with only the hub client: no torch needed to
+# copy files. It reuses `scripts/download_weights.py`, the script the tests exercise.
+
+download_image = (
+    modal.Image.debian_slim(python_version=PYTHON_VERSION)
+    .uv_pip_install("huggingface-hub>=1,<2")
+    .env({"HF_HUB_ENABLE_HF_TRANSFER": "0"})
+    .add_local_python_source("modal_service", "scripts")
+)
+
+# ## The weights Volume
+
+# About 80 GB (Wan2.1-I2V-14B-480P, `multitalk.safetensors`, chinese-wav2vec2-base) live on a
+# Volume rather than in the image: a Volume is read lazily and cached near the GPU, and a new
+# image build does not copy the weights again.
+
+weights = modal.Volume.from_name("multitalk-weights", create_if_missing=True)
+
+# ## The GPU worker
+
+# GPUs in order of preference: Modal takes the first one it can schedule. The 14B model in
+# bf16 needs about 40 GB for the transformer alone, so only 80 GB class cards are listed by
+# default. `MULTITALK_GPUS` (read at deploy time) overrides it, e.g. `H200,H100`.
+
+GPUS = [
+    name.strip()
+    for name in os.environ.get("MULTITALK_GPUS", "H100,A100-80GB").split(",")
+    if name.strip()
+]
+MAX_GPU_CONTAINERS = int(os.environ.get("MULTITALK_MAX_GPU_CONTAINERS", "4"))
+JOB_TIMEOUT_MINUTES = int(os.environ.get("MULTITALK_JOB_TIMEOUT_MINUTES", "60"))
+DEFAULT_PRESET = os.environ.get("MULTITALK_PRESET", "multitalk-14b")
+
+with gpu_image.imports():
+    from modal_service.config import WorkerSettings
+    from modal_service.contracts import CreateJobRequest
+    from modal_service.worker import RendererCache, run_job
+
+
+@app.cls(
+    image=gpu_image,
+    gpu=GPUS,
+    volumes={WEIGHTS_DIR: weights},
+    timeout=JOB_TIMEOUT_MINUTES * MINUTES,  # the longest job; deadlines set by AWS stay below it
+    startup_timeout=20 * MINUTES,  # the first load of ~80 GB of weights from the Volume
+    # The worker never raises for a failed job (it reports it), so a retry here only follows a
+    # crash of the container itself (e.g. out of host memory). Uploads overwrite the same key,
+    # so a retried job is harmless.
+    retries=modal.Retries(max_retries=1, initial_delay=10.0, backoff_coefficient=2.0),
+    scaledown_window=5 * MINUTES,  # keep a loaded GPU warm between jobs of a batch
+    max_containers=MAX_GPU_CONTAINERS,  # caps spend; queued calls wait for a container
+    enable_memory_snapshot=True,  # snapshot after the heavy imports (see below)
+)
+class MultiTalkWorker:
+    # Imports of torch, diffusers and transformers take tens of seconds; they run once, before
+    # the memory snapshot, so later cold starts restore them instead. The weights load after the
+    # snapshot, straight onto the GPU, once per container.
+
+    @modal.enter(snap=True)
+    def import_model_stack(self) -> None:
+        import modal_service.multitalk  # noqa: F401 (imported for the snapshot)
+
+        self.settings = WorkerSettings.from_env()
+        self.renderers = RendererCache(weights_dir=self.settings.weights_dir, device="cuda")
+
+    @modal.enter(snap=False)
+    def load_weights(self) -> None:
+        self.renderers.get(DEFAULT_PRESET)
+
+    @modal.method()
+    def run_job(self, request: dict) -> dict:
+        # A cancel from `FunctionCall.cancel` arrives as InputCancellation: the job reports
+        # itself cancelled, cleans up and lets it through.
+        outcome = run_job(
+            CreateJobRequest.model_validate(request),
+            renderers=self.renderers.get,
+            settings=self.settings,
+            call_id=modal.current_function_call_id(),
+            interrupts=(modal.exception.InputCancellation,),
+        )
+        return outcome.model_dump(mode="json")
+
+
+# ## The internal API
+
+# The AWS side submits, polls and cancels jobs here. `requires_proxy_auth=True` makes Modal
+# refuse every request without the workspace proxy token (`Modal-Key`/`Modal-Secret`), before
+# it reaches the app. Web requests end after 150 s, so submitting returns a call id at once.
+
+
+@app.function(
+    image=api_image,
+    scaledown_window=15 * MINUTES,
+    timeout=5 * MINUTES,
+)
+@modal.concurrent(max_inputs=50)  # requests are short and mostly wait on Modal's API
+@modal.asgi_app(requires_proxy_auth=True)
+def api() -> object:
+    from modal_service.api import create_app
+    from modal_service.config import ServiceSettings
+    from modal_service.runner.modal_runner import ModalRunner
+
+    settings = ServiceSettings(mode="modal", app_name=APP_NAME, worker_class=WORKER_CLASS)
+    runner = ModalRunner(app_name=APP_NAME, class_name=WORKER_CLASS)
+    return create_app(settings, runner)
+
+
+# ## Filling the weights Volume
+
+# `modal run -m modal_service.app::download_weights` downloads the checkpoints into the
+# Volume (resumable: files already complete are skipped), then commits it so every GPU
+# container sees them.
+
+
+@app.function(
+    image=download_image,
+    volumes={WEIGHTS_DIR: weights},
+    timeout=4 * 60 * MINUTES,
+)
+def download_weights() -> None:
+    from scripts.download_weights import main
+
+    main(["--dest", WEIGHTS_DIR])
+    weights.commit()

@@ -1,0 +1,60 @@
+"""MultiTalk (audio-driven talking video on Wan2.1-I2V-14B) on diffusers and transformers.
+
+The public surface the GPU worker uses. Importing this package is light (pydantic only); torch,
+diffusers and transformers load on first use of :func:`load_renderer`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from modal_service.multitalk.errors import (
+    AudioInvalidError,
+    ImageInvalidError,
+    ModelUnavailableError,
+    RenderCancelled,
+    RenderError,
+)
+from modal_service.multitalk.spec import CancelCheck, ProgressCallback, RenderOutcome, RenderSpec
+
+if TYPE_CHECKING:
+    from modal_service.multitalk.renderer import Renderer
+
+__all__ = [
+    "AudioInvalidError",
+    "CancelCheck",
+    "ImageInvalidError",
+    "ModelUnavailableError",
+    "ProgressCallback",
+    "RenderCancelled",
+    "RenderError",
+    "RenderOutcome",
+    "RenderSpec",
+    "Renderer",
+    "load_renderer",
+]
+
+
+def load_renderer(
+    preset: Literal["tiny", "multitalk-14b"],
+    weights_dir: Path | None = None,
+    device: str | None = None,
+) -> Renderer:
+    """Load a preset once; call ``render`` on the result as often as needed.
+
+    ``tiny`` is built in code (seeded random weights, nothing downloaded). ``multitalk-14b``
+    reads ``weights_dir`` (the layout ``scripts/download_weights.py`` writes) strictly and
+    raises :class:`ModelUnavailableError` naming any missing or unexpected file or key.
+    """
+    from modal_service.multitalk.loading import load_preset
+
+    return load_preset(preset, weights_dir, device)
+
+
+def __getattr__(name: str) -> object:
+    if name == "Renderer":
+        from modal_service.multitalk.renderer import Renderer
+
+        return Renderer
+    raise AttributeError(name)

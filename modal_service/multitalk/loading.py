@@ -1,0 +1,115 @@
+"""Build a :class:`Renderer` for a preset: ``tiny`` in code, ``multitalk-14b`` from disk."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from modal_service.multitalk.errors import ModelUnavailableError
+from modal_service.multitalk.presets import MULTITALK_14B, TINY, build_tiny
+from modal_service.multitalk.renderer import Renderer
+from modal_service.multitalk.weights import (
+    ADAPTER_FILE,
+    BASE_DIR,
+    LORA_DIR,
+    WAV2VEC_DIR,
+    load_transformer_state,
+    transformer_config,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_preset(name: str, weights_dir: Path | None, device: str | None) -> Renderer:
+    device = device or _default_device()
+    if name == "tiny":
+        pipeline, audio_encoder = build_tiny(device)
+        return Renderer(TINY, pipeline, audio_encoder)
+    if name == "multitalk-14b":
+        if weights_dir is None:
+            raise ModelUnavailableError("multitalk-14b needs weights_dir", "weights_missing")
+        return load_multitalk_14b(Path(weights_dir), device)
+    raise ModelUnavailableError(f"unknown preset {name!r}", "unknown_preset")
+
+
+def build_transformer(transformer_dir: Path, adapter_file: Path, dtype: torch.dtype):  # noqa: ANN201
+    """The MultiTalk transformer with base + adapter weights, loaded strictly (meta init)."""
+    from modal_service.multitalk.transformer_multitalk import MultiTalkTransformer3DModel
+
+    config = transformer_config(transformer_dir)
+    with torch.device("meta"):
+        model = MultiTalkTransformer3DModel(**config)
+    state = load_transformer_state(transformer_dir, adapter_file, list(model.state_dict()), dtype)
+    model.load_state_dict(state, strict=True, assign=True)
+    # Buffers built at init (RoPE tables) are not in checkpoints: rebuild them off the meta device.
+    model.rope = type(model.rope)(
+        model.config.attention_head_dim, model.config.patch_size, model.config.rope_max_seq_len
+    )
+    return model.eval()
+
+
+def load_multitalk_14b(
+    weights_dir: Path, device: str, dtype: torch.dtype = torch.bfloat16
+) -> Renderer:
+    from diffusers import AutoencoderKLWan
+    from transformers import (
+        AutoTokenizer,
+        CLIPImageProcessor,
+        CLIPVisionModel,
+        UMT5EncoderModel,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2Model,
+    )
+
+    from modal_service.multitalk.audio_encoder import AudioFeatureEncoder
+    from modal_service.multitalk.pipeline_multitalk import MultiTalkPipeline
+    from modal_service.multitalk.scheduling import make_scheduler
+
+    base = weights_dir / BASE_DIR
+    for needed in (base, weights_dir / ADAPTER_FILE, weights_dir / WAV2VEC_DIR):
+        if not needed.exists():
+            raise ModelUnavailableError(
+                f"weights missing: {needed.relative_to(weights_dir)}", "weights_missing"
+            )
+    try:
+        transformer = build_transformer(base / "transformer", weights_dir / ADAPTER_FILE, dtype)
+        pipeline = MultiTalkPipeline(
+            tokenizer=AutoTokenizer.from_pretrained(base / "tokenizer"),
+            text_encoder=UMT5EncoderModel.from_pretrained(base / "text_encoder", dtype=dtype),
+            image_encoder=CLIPVisionModel.from_pretrained(
+                base / "image_encoder", dtype=torch.float16
+            ),
+            image_processor=CLIPImageProcessor.from_pretrained(base / "image_processor"),
+            transformer=transformer,
+            vae=AutoencoderKLWan.from_pretrained(base / "vae", torch_dtype=torch.float32),
+            scheduler=make_scheduler(),
+        ).to(device)
+        wav2vec_dir = weights_dir / WAV2VEC_DIR
+        audio = AudioFeatureEncoder(
+            Wav2Vec2Model.from_pretrained(wav2vec_dir).to(device),
+            Wav2Vec2FeatureExtractor.from_pretrained(wav2vec_dir),
+        )
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailableError(f"cannot load weights: {exc}", "weights_invalid") from exc
+    has_lora = load_turbo_lora(pipeline, weights_dir / LORA_DIR)
+    return Renderer(MULTITALK_14B, pipeline, audio, has_turbo_lora=has_lora)
+
+
+def load_turbo_lora(pipeline, lora_dir: Path) -> bool:  # noqa: ANN001
+    """Load the first distillation LoRA in ``lora_dir`` through diffusers' Wan LoRA loader.
+
+    The adapter is loaded but disabled; the renderer enables it for turbo renders only.
+    """
+    files = sorted(lora_dir.glob("*.safetensors")) if lora_dir.is_dir() else []
+    if not files:
+        return False
+    pipeline.load_lora_weights(str(files[0]), adapter_name="turbo")
+    pipeline.disable_lora()
+    logger.info("turbo LoRA loaded: %s", files[0].name)
+    return True

@@ -1,0 +1,333 @@
+"""MultiTalk image+audio-to-video pipeline on diffusers' Wan components.
+
+``__call__`` stages: 1. check inputs, 2. encode prompts, 3. per clip: condition (CLIP image,
+VAE-encoded condition frames + mask), 4. denoise with batched CFG branches, 5. decode, colour
+correct and hand new frames to ``frame_sink``. Frames leave the pipeline clip by clip, so memory
+does not grow with video length.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import ClassVar
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKLWan, DiffusionPipeline, FlowMatchEulerDiscreteScheduler
+from diffusers.loaders import WanLoraLoaderMixin
+from PIL import Image
+from transformers import (
+    CLIPImageProcessor,
+    CLIPVisionModel,
+    PreTrainedTokenizerBase,
+    UMT5EncoderModel,
+)
+
+from modal_service.multitalk.audio_encoder import clip_audio_windows
+from modal_service.multitalk.color import match_colors
+from modal_service.multitalk.scheduling import set_multitalk_timesteps
+from modal_service.multitalk.streaming import ClipStrategy
+from modal_service.multitalk.transformer_multitalk import MultiTalkTransformer3DModel
+
+TEXT_LENGTH = 512  # UMT5 context length the Wan cross-attention is built for
+
+StepCallback = Callable[[int, int], None]
+"""``(step, total)`` after each denoising step; may raise to cancel."""
+FrameSink = Callable[[np.ndarray], None]
+"""Receives ``uint8`` frames ``(T, H, W, 3)`` in order."""
+
+
+def _add(timings: dict[str, float], stage: str, started: float) -> None:
+    timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - started
+
+
+class MultiTalkPipeline(DiffusionPipeline, WanLoraLoaderMixin):
+    """Audio-driven talking video from one portrait (1 or 2 speakers)."""
+
+    model_cpu_offload_seq = "text_encoder->image_encoder->transformer->vae"
+    _optional_components: ClassVar[list[str]] = []
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        text_encoder: UMT5EncoderModel,
+        image_encoder: CLIPVisionModel,
+        image_processor: CLIPImageProcessor,
+        transformer: MultiTalkTransformer3DModel,
+        vae: AutoencoderKLWan,
+        scheduler: FlowMatchEulerDiscreteScheduler,
+    ) -> None:
+        super().__init__()
+        self.register_modules(
+            tokenizer=tokenizer,
+            text_encoder=text_encoder,
+            image_encoder=image_encoder,
+            image_processor=image_processor,
+            transformer=transformer,
+            vae=vae,
+            scheduler=scheduler,
+        )
+        self.vae_scale_temporal = 4
+        self.vae_scale_spatial = 8
+
+    # ----------------------------------------------------------------------------- conditions
+    def check_inputs(
+        self,
+        image: Image.Image,
+        audio_features: list[torch.Tensor],
+        class_masks: torch.Tensor | None,
+        num_frames: int,
+        height: int,
+        width: int,
+    ) -> None:
+        if not 1 <= len(audio_features) <= 2:
+            raise ValueError(f"1 or 2 speakers supported, got {len(audio_features)}")
+        if image.size != (width, height):
+            raise ValueError(f"image is {image.size}, expected the bucketed size {(width, height)}")
+        if height % 16 or width % 16:
+            raise ValueError(f"height and width must be multiples of 16, got {height}x{width}")
+        if num_frames < 1:
+            raise ValueError("num_frames must be positive")
+        if len(audio_features) == 2 and (class_masks is None or class_masks.shape[0] != 3):
+            raise ValueError("two speakers need class masks (speaker 1, speaker 2, background)")
+
+    def encode_prompt(self, prompts: list[str], device: torch.device) -> torch.Tensor:
+        """UMT5 states ``(len(prompts), 512, dim)``, zero past each prompt's real tokens."""
+        tokens = self.tokenizer(
+            prompts,
+            padding="max_length",
+            max_length=TEXT_LENGTH,
+            truncation=True,
+            add_special_tokens=True,
+            return_attention_mask=True,
+            return_tensors="pt",
+        )
+        mask = tokens.attention_mask.to(device)
+        states = self.text_encoder(
+            tokens.input_ids.to(device), attention_mask=mask
+        ).last_hidden_state
+        return states * mask[..., None].to(states.dtype)
+
+    def encode_image(self, frame: torch.Tensor) -> torch.Tensor:
+        """CLIP penultimate-layer states for one frame ``(1, 3, H, W)`` in [-1, 1]."""
+        pixels = (
+            ((frame[0].float().clamp(-1, 1) + 1) * 127.5)
+            .round()
+            .byte()
+            .permute(1, 2, 0)
+            .cpu()
+            .numpy()
+        )
+        inputs = self.image_processor(images=pixels, return_tensors="pt")
+        param = next(self.image_encoder.parameters())
+        out = self.image_encoder(
+            inputs.pixel_values.to(param.device, param.dtype), output_hidden_states=True
+        )
+        return out.hidden_states[-2]
+
+    def _latent_stats(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = (1, self.vae.config.z_dim, 1, 1, 1)
+        mean = torch.tensor(self.vae.config.latents_mean).view(shape).to(latents)
+        std = torch.tensor(self.vae.config.latents_std).view(shape).to(latents)
+        return mean, std
+
+    def encode_condition(self, frames: torch.Tensor, clip_frames: int) -> torch.Tensor:
+        """I2V condition ``(1, 4 + z, T_lat, h, w)``: frame mask + VAE(condition frames + zeros)."""
+        _, _, given, height, width = frames.shape
+        padded = torch.cat(
+            [frames, frames.new_zeros(1, 3, clip_frames - given, height, width)], dim=2
+        )
+        latents = self.vae.encode(padded.to(self.vae.dtype)).latent_dist.mode()
+        mean, std = self._latent_stats(latents)
+        latents = (latents - mean) / std
+        lat_h, lat_w = height // self.vae_scale_spatial, width // self.vae_scale_spatial
+        mask = torch.zeros(1, clip_frames, lat_h, lat_w, device=latents.device)
+        mask[:, :given] = 1
+        # The first frame stands for a whole 4-frame latent group: repeat it, then fold by 4.
+        mask = torch.cat([mask[:, :1].repeat(1, self.vae_scale_temporal, 1, 1), mask[:, 1:]], dim=1)
+        mask = mask.view(1, -1, self.vae_scale_temporal, lat_h, lat_w).transpose(1, 2)
+        return torch.cat([mask.to(latents.dtype), latents], dim=1)
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        mean, std = self._latent_stats(latents)
+        return (
+            self.vae.decode((latents * std + mean).to(self.vae.dtype)).sample.float().clamp(-1, 1)
+        )
+
+    # ----------------------------------------------------------------------------- sampling
+    @staticmethod
+    def guidance_branches(text_scale: float, audio_scale: float) -> int:
+        """Passes per step: 3 (cond, no text, neither); 2 (cond, no audio) without text CFG; 1."""
+        if text_scale == 1.0 and audio_scale == 1.0:
+            return 1
+        return 2 if text_scale == 1.0 else 3
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        image: Image.Image,
+        audio_features: list[torch.Tensor],
+        num_frames: int,
+        strategy: ClipStrategy,
+        prompt: str = "",
+        negative_prompt: str = "",
+        class_masks: torch.Tensor | None = None,
+        num_inference_steps: int = 40,
+        shift: float = 7.0,
+        text_guidance_scale: float = 5.0,
+        audio_guidance_scale: float = 4.0,
+        color_correction_strength: float = 1.0,
+        generator: torch.Generator | None = None,
+        batch_cfg: bool = True,
+        frame_sink: FrameSink | None = None,
+        step_callback: StepCallback | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> int:
+        """Render ``num_frames`` frames at 25 fps; returns how many went to ``frame_sink``.
+
+        Args:
+            image: the portrait, already bucketed and cropped to the output size.
+            audio_features: per speaker ``(frames, layers, hidden)`` wav2vec2 features at 25 fps.
+            class_masks: ``(3, height, width)`` speaker 1, speaker 2, background (two speakers).
+            timings: seconds spent on per-clip ``conditioning`` and ``decode`` are added here.
+        """
+        timings = timings if timings is not None else {}
+        width, height = image.size
+        # 1. Check inputs
+        self.check_inputs(image, audio_features, class_masks, num_frames, height, width)
+        device = self._execution_device
+        dtype = self.transformer.dtype
+        speakers = len(audio_features)
+        branches = self.guidance_branches(text_guidance_scale, audio_guidance_scale)
+
+        # 2. Prompts: cond text, and the negative prompt for the text-dropped branches
+        text = self.encode_prompt([prompt, negative_prompt], device).to(dtype)
+        if branches == 3:
+            text = text[[0, 1, 1]]
+        elif branches == 2:
+            text = text[[0, 0]]
+        else:
+            text = text[:1]
+
+        reference = torch.from_numpy(np.array(image)).permute(2, 0, 1).float().div(127.5).sub(1)
+        reference = reference[None, :, None].to(device)  # (1, 3, 1, H, W)
+        token_masks = None
+        if class_masks is not None and speakers == 2:
+            grid = (height // self.vae_scale_spatial // 2, width // self.vae_scale_spatial // 2)
+            token_masks = (
+                torch.nn.functional.interpolate(
+                    class_masks[None].float(), size=grid, mode="nearest"
+                )[0]
+                > 0
+            )
+
+        clips = strategy.num_clips(num_frames)
+        total_steps = clips * num_inference_steps
+        previous = motion_latents = None
+        emitted = 0
+        for clip in range(clips):
+            # 3. Condition this clip
+            started = time.perf_counter()
+            cond_frames = strategy.condition_frames(reference, previous)
+            image_states = self.encode_image(cond_frames[:, :, -1]).to(dtype)
+            y = self.encode_condition(cond_frames, strategy.frame_num).to(dtype)
+            if previous is not None:
+                motion_latents = y[
+                    :, 4 : 4 + self.vae.config.z_dim, : strategy.motion_latent_frames
+                ].float()
+            audio = torch.stack(
+                [
+                    clip_audio_windows(f, strategy.audio_start(clip), strategy.frame_num)
+                    for f in audio_features
+                ]
+            )[None].to(device, dtype)  # (1, speakers, frames, window, layers, hidden)
+            if branches == 3:
+                audio_in, binding = (
+                    torch.cat([audio, audio, torch.zeros_like(audio)]),
+                    [True, True, False],
+                )
+            elif branches == 2:
+                audio_in, binding = torch.cat([audio, torch.zeros_like(audio)]), [True, False]
+            else:
+                audio_in, binding = audio, [True]
+            binding = torch.tensor(binding, device=device)
+            _add(timings, "conditioning", started)
+
+            latents = torch.randn(
+                (1, self.vae.config.z_dim, *y.shape[2:]),
+                generator=generator,
+                device=device,
+                dtype=torch.float32,
+            )
+            set_multitalk_timesteps(self.scheduler, num_inference_steps, shift)
+            sigmas = self.scheduler.sigmas.tolist()
+            latents = strategy.inject(latents, motion_latents, sigmas[0], generator)
+
+            # 4. Denoise
+            for i, t in enumerate(self.scheduler.timesteps):
+                model_in = torch.cat([latents.to(dtype), y], dim=1)
+                velocity = self._predict(
+                    model_in, t, text, image_states, audio_in, token_masks, binding, batch_cfg
+                ).float()
+                if branches == 3:
+                    cond, no_text, uncond = velocity.chunk(3)
+                    velocity = (
+                        uncond
+                        + text_guidance_scale * (cond - no_text)
+                        + audio_guidance_scale * (no_text - uncond)
+                    )
+                elif branches == 2:
+                    cond, no_audio = velocity.chunk(2)
+                    velocity = no_audio + audio_guidance_scale * (cond - no_audio)
+                latents = self.scheduler.step(velocity, t, latents, return_dict=False)[0]
+                latents = strategy.inject(latents, motion_latents, sigmas[i + 1], generator)
+                if step_callback is not None:
+                    step_callback(clip * num_inference_steps + i + 1, total_steps)
+
+            # 5. Decode, colour-correct, emit
+            started = time.perf_counter()
+            video = self.decode(latents)
+            video = match_colors(
+                video[0].transpose(0, 1), reference[0, :, 0], color_correction_strength
+            )
+            video = video.transpose(0, 1)[None]
+            _add(timings, "decode", started)
+            fresh = strategy.new_frames(video, clip)[:, :, : num_frames - emitted]
+            if frame_sink is not None:
+                frames = ((fresh[0].permute(1, 2, 3, 0) + 1) * 127.5).round().clamp(0, 255).byte()
+                frame_sink(frames.cpu().numpy())
+            emitted += fresh.shape[2]
+            previous = video
+        return emitted
+
+    def _predict(
+        self,
+        model_in: torch.Tensor,
+        t: torch.Tensor,
+        text: torch.Tensor,
+        image_states: torch.Tensor,
+        audio: torch.Tensor,
+        token_masks: torch.Tensor | None,
+        binding: torch.Tensor,
+        batch_cfg: bool,
+    ) -> torch.Tensor:
+        """Velocity for every CFG branch, in one batched forward or one forward per branch."""
+        branches = text.shape[0]
+        groups = [slice(0, branches)] if batch_cfg else [slice(b, b + 1) for b in range(branches)]
+        outputs = []
+        for group in groups:
+            n = group.stop - group.start
+            outputs.append(
+                self.transformer(
+                    hidden_states=model_in.expand(n, -1, -1, -1, -1),
+                    timestep=t.expand(n).to(model_in.device),
+                    encoder_hidden_states=text[group],
+                    encoder_hidden_states_image=image_states.expand(n, -1, -1),
+                    audio_embeds=audio[group],
+                    ref_target_masks=token_masks,
+                    speaker_binding=binding[group],
+                    return_dict=False,
+                )[0]
+            )
+        return torch.cat(outputs)

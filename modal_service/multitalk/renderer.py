@@ -1,0 +1,255 @@
+"""One render, end to end: media in, MP4 out. The GPU worker's only entry point into the model.
+
+Stages (each timed and reported through ``progress``): audio (decode, loudness, wav2vec2),
+conditioning (portrait, bucket, speaker masks), denoise (clip by clip, frames streamed into the
+encoder), encode (finalise the MP4). Temporary files live in one directory next to the output
+and are removed on every outcome; the MP4 appears at ``out_path`` only when complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import torch
+
+from modal_service.media.audio import (
+    MODEL_SAMPLE_RATE,
+    MUX_SAMPLE_RATE,
+    arrange_speakers,
+    decode_audio,
+    loudness_gain,
+    validate_track,
+)
+from modal_service.media.errors import AudioError, ImageError
+from modal_service.media.image import load_portrait
+from modal_service.media.video import VIDEO_FPS, Mp4Writer
+from modal_service.multitalk.audio_encoder import AudioFeatureEncoder
+from modal_service.multitalk.buckets import bucket_size, resize_and_crop, speaker_masks
+from modal_service.multitalk.errors import AudioInvalidError, ImageInvalidError, RenderCancelled
+from modal_service.multitalk.pipeline_multitalk import MultiTalkPipeline
+from modal_service.multitalk.presets import Preset
+from modal_service.multitalk.spec import CancelCheck, ProgressCallback, RenderOutcome, RenderSpec
+from modal_service.multitalk.streaming import MultiTalkStreaming
+
+logger = logging.getLogger(__name__)
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+class Renderer:
+    """Holds a loaded pipeline; load once, render many."""
+
+    def __init__(
+        self,
+        preset: Preset,
+        pipeline: MultiTalkPipeline,
+        audio_encoder: AudioFeatureEncoder,
+        has_turbo_lora: bool = False,
+    ) -> None:
+        self.preset = preset.name
+        self._preset = preset
+        self.pipeline = pipeline
+        self.audio_encoder = audio_encoder
+        self.has_turbo_lora = has_turbo_lora
+
+    # ------------------------------------------------------------------ sampling settings
+    def sampling_settings(self, spec: RenderSpec) -> tuple[dict, list[str]]:
+        """Steps, shift and guidance for ``spec``, plus notes on any deviation from defaults."""
+        p = self._preset
+        notes: list[str] = []
+        settings = dict(
+            num_inference_steps=p.sample_steps,
+            shift=p.shift[spec.resolution],
+            text_guidance_scale=p.text_guidance_scale,
+            audio_guidance_scale=p.audio_guidance_scale,
+        )
+        if spec.turbo and self.has_turbo_lora:
+            settings.update(
+                num_inference_steps=p.turbo_steps_with_lora,
+                shift=p.turbo_shift_with_lora,
+                text_guidance_scale=1.0,
+                audio_guidance_scale=1.0,
+            )
+            notes.append(
+                f"turbo: distillation LoRA applied, {p.turbo_steps_with_lora} steps, "
+                "classifier-free guidance off (1 pass per step)"
+            )
+        elif spec.turbo:
+            settings.update(num_inference_steps=p.turbo_steps_without_lora, text_guidance_scale=1.0)
+            notes.append(
+                f"turbo without a distillation LoRA: {p.turbo_steps_without_lora} steps instead of "
+                f"{p.sample_steps}, text guidance off (2 passes per step instead of 3); expect "
+                "lower quality than a LoRA-distilled turbo"
+            )
+        if spec.sample_steps is not None:
+            settings["num_inference_steps"] = spec.sample_steps
+        return settings, notes
+
+    # ------------------------------------------------------------------ stages
+    def _prepare_audio(
+        self, spec: RenderSpec, workdir: Path
+    ) -> tuple[list[torch.Tensor], int, Path]:
+        """Features per speaker, the output frame count, and the trimmed soundtrack WAV."""
+        model_tracks, mux_tracks = [], []
+        for path in spec.audio_paths:
+            try:
+                track = decode_audio(path, MODEL_SAMPLE_RATE)
+                validate_track(track, MODEL_SAMPLE_RATE, path.name)
+                gain = loudness_gain(track, MODEL_SAMPLE_RATE)
+                mux = decode_audio(path, MUX_SAMPLE_RATE)
+            except AudioError as exc:
+                raise AudioInvalidError(exc.message, exc.reason) from None
+            model_tracks.append(track * gain)
+            mux_tracks.append(mux * gain)
+        model_tracks = arrange_speakers(model_tracks, spec.audio_type)
+        mux_tracks = arrange_speakers(mux_tracks, spec.audio_type)
+        duration = min(model_tracks[0].size / MODEL_SAMPLE_RATE, spec.max_duration_s)
+        frames = int(duration * VIDEO_FPS)
+        # wav2vec2 sees the audio actually rendered plus 1 s of context past the cut.
+        keep = min(model_tracks[0].size, int((frames / VIDEO_FPS + 1.0) * MODEL_SAMPLE_RATE))
+        features = [self.audio_encoder.encode(track[:keep]) for track in model_tracks]
+        mix = np.clip(sum(mux_tracks), -1.0, 1.0)[: math.ceil(frames / VIDEO_FPS * MUX_SAMPLE_RATE)]
+        wav = workdir / "soundtrack.wav"
+        soundfile.write(wav, mix.astype(np.float32), MUX_SAMPLE_RATE, subtype="FLOAT")
+        return features, frames, wav
+
+    def _prepare_image(self, spec: RenderSpec) -> tuple:
+        try:
+            portrait = load_portrait(spec.image_path)
+        except ImageError as exc:
+            raise ImageInvalidError(exc.message, exc.reason) from None
+        height, width = bucket_size(
+            portrait.height, portrait.width, spec.resolution, self._preset.bucket_scale
+        )
+        masks = None
+        if len(spec.audio_paths) == 2:
+            masks = speaker_masks(
+                portrait.height, portrait.width, height, width, spec.bounding_boxes
+            )
+        return resize_and_crop(portrait, height, width), masks
+
+    def render(
+        self,
+        spec: RenderSpec,
+        out_path: Path,
+        progress: ProgressCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+    ) -> RenderOutcome:
+        """Render ``spec`` to an H.264/AAC MP4 at ``out_path`` (25 fps, audio trimmed to fit).
+
+        Raises:
+            AudioInvalidError, ImageInvalidError: bad input media, with a clear message.
+            RenderCancelled: ``should_cancel`` returned True; nothing is left behind.
+        """
+        out_path = Path(out_path)
+        report = progress or (lambda stage, step, total: None)
+        cancelled = should_cancel or (lambda: False)
+        timer = _Timer()
+        seed = spec.seed if spec.seed is not None else secrets.randbelow(2**32)
+        settings, notes = self.sampling_settings(spec)
+        workdir = Path(tempfile.mkdtemp(prefix=".multitalk-", dir=out_path.parent))
+        try:
+            with timer.stage("audio"):
+                report("audio", 0, 1)
+                features, frames, soundtrack = self._prepare_audio(spec, workdir)
+                report("audio", 1, 1)
+            self._check(cancelled)
+            with timer.stage("conditioning"):
+                image, masks = self._prepare_image(spec)
+            image_conditioning = timer.seconds["conditioning"]
+            self._check(cancelled)
+
+            def on_step(step: int, total: int) -> None:
+                report("denoise", step, total)
+                self._check(cancelled)
+
+            partial = workdir / "video.mp4"
+            encode_s = 0.0
+            with Mp4Writer(
+                partial, image.width, image.height, soundtrack, frames / VIDEO_FPS
+            ) as writer:
+
+                def sink(chunk: np.ndarray) -> None:
+                    nonlocal encode_s
+                    start = time.perf_counter()
+                    writer.write(chunk)
+                    encode_s += time.perf_counter() - start
+
+                use_lora = spec.turbo and self.has_turbo_lora
+                if use_lora:
+                    self.pipeline.enable_lora()
+                device = self.pipeline._execution_device
+                generator = torch.Generator(device=device).manual_seed(seed)
+                with timer.stage("denoise"):
+                    self.pipeline(
+                        image=image,
+                        audio_features=features,
+                        num_frames=frames,
+                        strategy=MultiTalkStreaming(
+                            self._preset.frame_num, self._preset.motion_frames
+                        ),
+                        prompt=spec.prompt,
+                        negative_prompt=self._preset.negative_prompt,
+                        class_masks=masks,
+                        generator=generator,
+                        frame_sink=sink,
+                        step_callback=on_step,
+                        color_correction_strength=self._preset.color_correction_strength,
+                        timings=timer.seconds,
+                        **settings,
+                    )
+                if use_lora:
+                    self.pipeline.disable_lora()
+                report("encode", 0, 1)
+                finish = time.perf_counter()
+            timer.seconds["encode"] = encode_s + time.perf_counter() - finish
+            # The pipeline's per-clip conditioning and decode ran inside "denoise": report apart.
+            clip_conditioning = timer.seconds["conditioning"] - image_conditioning
+            inner = timer.seconds.get("decode", 0.0) + encode_s + clip_conditioning
+            timer.seconds["denoise"] -= inner
+            partial.replace(out_path)
+            report("encode", 1, 1)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return RenderOutcome(
+            video_path=out_path,
+            frames=frames,
+            fps=VIDEO_FPS,
+            width=image.width,
+            height=image.height,
+            duration_s=frames / VIDEO_FPS,
+            model=self.preset,
+            timings_s={k: round(v, 4) for k, v in timer.seconds.items()},
+            seed=seed,
+            sample_steps=settings["num_inference_steps"],
+            guidance_passes=MultiTalkPipeline.guidance_branches(
+                settings["text_guidance_scale"], settings["audio_guidance_scale"]
+            ),
+            notes=notes,
+        )
+
+    @staticmethod
+    def _check(cancelled: CancelCheck) -> None:
+        if cancelled():
+            raise RenderCancelled("render cancelled")

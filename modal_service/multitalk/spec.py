@@ -1,0 +1,58 @@
+"""What a render is asked for and what it reports (pydantic, no torch import)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ProgressCallback = Callable[[str, int, int], None]
+"""``(stage, step, total)``; stages: audio, conditioning, denoise, encode."""
+CancelCheck = Callable[[], bool]
+
+
+class RenderSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    audio_paths: list[Path] = Field(min_length=1, max_length=2)
+    image_path: Path
+    prompt: str = Field(default="", max_length=2000)
+    resolution: Literal["480p", "720p"] = "480p"
+    max_duration_s: float = Field(default=15.0, gt=0, le=600)
+    turbo: bool = False
+    audio_type: Literal["add", "para"] = "add"
+    bounding_boxes: list[tuple[int, int, int, int]] | None = None
+    """Per speaker ``[top, left, bottom, right]`` in source-image pixels (MultiTalk's order)."""
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    sample_steps: int | None = Field(default=None, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _boxes_match_speakers(self) -> RenderSpec:
+        if self.bounding_boxes is not None:
+            if len(self.bounding_boxes) != len(self.audio_paths):
+                raise ValueError("give one bounding box per speaker, or none")
+            for top, left, bottom, right in self.bounding_boxes:
+                if not (0 <= top < bottom and 0 <= left < right):
+                    raise ValueError(
+                        "a bounding box is [top, left, bottom, right] with top<bottom, left<right"
+                    )
+        return self
+
+
+class RenderOutcome(BaseModel):
+    video_path: Path
+    frames: int
+    fps: float
+    width: int
+    height: int
+    duration_s: float
+    model: str
+    """Preset that rendered it; ``tiny`` means random weights (noise, but a real MP4)."""
+    timings_s: dict[str, float]
+    seed: int = 0
+    sample_steps: int = 0
+    guidance_passes: int = 0
+    notes: list[str] = Field(default_factory=list)
+    """How the render deviated from the defaults (e.g. turbo without a LoRA), in plain words."""

@@ -343,8 +343,9 @@ class _JobRun:
         self.callbacks.send(event, self._policy(window_s=0.0))
 
     def _send_best_effort(self, event: Any) -> None:
+        # A few quick tries: job.started is informative, and the job must not wait on it.
         try:
-            self.callbacks.send(event, self._policy(window_s=30.0))
+            self.callbacks.send(event, self._policy(window_s=5.0))
         except (CallbackRefused, CallbackUndelivered) as error:
             logger.warning("job %s: %s", self.job_id, error)
 

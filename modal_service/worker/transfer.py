@@ -153,7 +153,7 @@ def download(
                 raise _too_large(what, max_bytes)
             written = 0
             with dest.open("wb") as sink:
-                for chunk in response.iter_bytes(CHUNK_BYTES):
+                for chunk in response.iter_bytes():
                     written += len(chunk)
                     if written > max_bytes:
                         raise _too_large(what, max_bytes)

@@ -24,6 +24,7 @@ from aws.lambda_proxy.jobs.models import (
     utc_now,
 )
 from aws.lambda_proxy.observability import logger, metrics
+from aws.lambda_proxy.storage.objects import head_object
 from aws.lambda_proxy.webhooks.sender import WebhookMessage
 
 if TYPE_CHECKING:
@@ -120,3 +121,21 @@ def notify_caller(services: Services, job: JobRecord) -> None:
         "caller webhook",
         extra={"job_id": job.job_id, "state": delivery.state, "attempts": delivery.attempts},
     )
+
+
+def settle_succeeded(services: Services, job: JobRecord, result: JobResult) -> JobRecord | None:
+    """Settle a reported success, but only if the MP4 really is in S3 with the reported size.
+
+    The worker's word is not enough: the output is checked with ``HeadObject`` first, and a
+    missing or differently sized object fails the job with ``output_missing``.
+    """
+    info = head_object(services.s3, job.output)
+    if info is None or info.size != result.size_bytes:
+        found = "no object" if info is None else f"{info.size} bytes"
+        failure = JobFailure(
+            code="output_missing",
+            message=f"the worker reported {result.size_bytes} bytes at the output, S3 has {found}",
+            retryable=True,
+        )
+        return settle_job(services, job.job_id, JobStatus.FAILED, error=failure)
+    return settle_job(services, job.job_id, JobStatus.SUCCEEDED, result=result)

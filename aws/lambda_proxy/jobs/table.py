@@ -154,7 +154,8 @@ class JobsTable:
         if cursor:
             query["ExclusiveStartKey"] = _decode_cursor(cursor, tenant_id)
         answer = self._client.query(**query)
-        jobs = [self.get(item["job_id"]["S"]) for item in answer.get("Items", [])]
+        # The index projects ALL attributes, so items are whole jobs (no second read).
+        jobs = [_from_item(item) for item in answer.get("Items", [])]
         last = answer.get("LastEvaluatedKey")
         return jobs, _encode_cursor(last) if last else None
 
@@ -167,7 +168,7 @@ class JobsTable:
             ExpressionAttributeValues={":one": {"S": "1"}, ":now": {"S": now_iso}},
             Limit=limit,
         )
-        return [self.get(item["job_id"]["S"]) for item in answer.get("Items", [])]
+        return [_from_item(item) for item in answer.get("Items", [])]
 
     # --- writes ----------------------------------------------------------------------------
 

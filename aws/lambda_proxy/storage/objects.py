@@ -49,7 +49,8 @@ class ObjectInfo(BaseModel):
     content_type: str
 
 
-def _head(s3: BaseClient, location: S3Location) -> ObjectInfo | None:
+def head_object(s3: BaseClient, location: S3Location) -> ObjectInfo | None:
+    """Size and content type of an object, or None when it is missing (or not visible)."""
     try:
         answer = s3.head_object(Bucket=location.bucket, Key=location.key)
     except ClientError as exc:
@@ -75,7 +76,7 @@ def check_input(
     max_bytes: int,
 ) -> ObjectInfo:
     """Check one input object; ``kind`` is ``audio`` or ``image``."""
-    info = _head(s3, location)
+    info = head_object(s3, location)
     if info is None:
         raise InputMissingError(f"{kind} input {location.url} does not exist")
     if info.size == 0 or info.size > max_bytes:
@@ -100,7 +101,7 @@ def check_output_free(s3: BaseClient, location: S3Location, *, overwrite: bool) 
     """Refuse an existing output object unless ``overwrite`` was asked for."""
     if overwrite:
         return
-    if _head(s3, location) is not None:
+    if head_object(s3, location) is not None:
         raise OutputExistsError(
             f"{location.url} already exists; choose another filename or set output.overwrite"
         )

@@ -1,0 +1,1 @@
+"""Callbacks from the GPU side: Standard Webhooks verification and applying events to jobs."""

@@ -1,0 +1,81 @@
+"""The reconciler: every unsettled job past ``deadline + grace`` is settled from Modal's view.
+
+Callbacks are the normal path; this catches what they miss (a worker killed mid-job, a lost
+callback, a Lambda that crashed between writing the record and calling Modal). Modal's state
+decides: succeeded (after the S3 check), failed, cancelled, or, if still running or forgotten,
+cancelled at Modal and failed here with ``deadline_exceeded``. If Modal cannot be asked, the
+job waits for the next run, unless it is a whole extra deadline late: then it fails with
+``modal_unavailable`` so no batch item waits forever.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+
+from aws.lambda_proxy.jobs.models import JobFailure, JobRecord, JobStatus, iso, utc_now
+from aws.lambda_proxy.jobs.settle import settle_job, settle_succeeded
+from aws.lambda_proxy.modal.exceptions import ModalRejectedError, ModalUnavailableError
+from aws.lambda_proxy.observability import logger
+from modal_service.contracts import CallState
+
+if TYPE_CHECKING:
+    from aws.lambda_proxy.services import Services
+
+
+class ReconcileSummary(BaseModel):
+    examined: int = 0
+    settled: int = 0
+    deferred: int = 0
+
+
+def reconcile(
+    services: Services, *, now: datetime | None = None, limit: int = 100
+) -> ReconcileSummary:
+    now = now or utc_now()
+    grace = timedelta(seconds=services.settings.reconcile_grace_s)
+    summary = ReconcileSummary()
+    for job in services.jobs.overdue(now_iso=iso(now - grace), limit=limit):
+        summary.examined += 1
+        try:
+            settled = _settle_overdue(services, job)
+        except (ModalUnavailableError, ModalRejectedError) as exc:
+            overdue_by = now - datetime.fromisoformat(job.deadline)
+            if overdue_by < timedelta(seconds=services.settings.job_deadline_s):
+                logger.warning("Modal unreachable; retry next run", extra={"job_id": job.job_id})
+                summary.deferred += 1
+                continue
+            settled = settle_job(
+                services,
+                job.job_id,
+                JobStatus.FAILED,
+                error=JobFailure(code=exc.code, message=exc.message, retryable=True),
+            )
+        summary.settled += settled
+    logger.info("reconciled", extra=summary.model_dump())
+    return summary
+
+
+def _deadline_failure(message: str) -> JobFailure:
+    return JobFailure(code="deadline_exceeded", message=message, retryable=True)
+
+
+def _settle_overdue(services: Services, job: JobRecord) -> bool:
+    if job.call_id is None:
+        failure = _deadline_failure("the job was never dispatched to the render service")
+        return settle_job(services, job.job_id, JobStatus.FAILED, error=failure) is not None
+    status = services.modal.get_job(job.call_id)
+    if status.state is CallState.SUCCEEDED and status.result is not None:
+        return settle_succeeded(services, job, status.result) is not None
+    if status.state is CallState.FAILED and status.error is not None:
+        failure = JobFailure(**status.error.model_dump(mode="json"))
+        return settle_job(services, job.job_id, JobStatus.FAILED, error=failure) is not None
+    if status.state is CallState.CANCELLED:
+        failure = JobFailure(code="cancelled", message="cancelled at the render service")
+        return settle_job(services, job.job_id, JobStatus.CANCELLED, error=failure) is not None
+    if status.state is CallState.RUNNING:
+        services.modal.cancel_job(job.call_id)
+    failure = _deadline_failure(f"the render did not finish by its deadline ({status.state.value})")
+    return settle_job(services, job.job_id, JobStatus.FAILED, error=failure) is not None

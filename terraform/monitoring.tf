@@ -1,0 +1,203 @@
+################################################################################
+# CloudWatch alarms and dashboard
+################################################################################
+
+locals {
+  dlqs = {
+    batch_submit_dlq = aws_sqs_queue.batch_submit_dlq.name
+    async_dlq        = aws_sqs_queue.async_dlq.name
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "failed_jobs" {
+  count = var.create_alarms ? 1 : 0
+
+  alarm_name          = "${var.name}-failed-jobs"
+  alarm_description   = "Jobs settled as failed (JobsFailed, emitted by aws/lambda_proxy/jobs/settle.py)."
+  namespace           = module.core.metrics.namespace
+  metric_name         = "JobsFailed"
+  dimensions          = { service = module.core.metrics.service }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = var.alarm_thresholds.failed_jobs_per_5min
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "api_latency" {
+  count = var.create_alarms ? 1 : 0
+
+  alarm_name          = "${var.name}-api-latency-p99"
+  alarm_description   = "p99 latency of the HTTP API."
+  namespace           = "AWS/ApiGateway"
+  metric_name         = "Latency"
+  dimensions          = { ApiId = aws_apigatewayv2_api.this.id }
+  extended_statistic  = "p99"
+  period              = 300
+  evaluation_periods  = 3
+  threshold           = var.alarm_thresholds.api_latency_p99_ms
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "api_5xx" {
+  count = var.create_alarms ? 1 : 0
+
+  alarm_name          = "${var.name}-api-5xx"
+  alarm_description   = "Server errors returned by the HTTP API."
+  namespace           = "AWS/ApiGateway"
+  metric_name         = "5xx"
+  dimensions          = { ApiId = aws_apigatewayv2_api.this.id }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = var.alarm_thresholds.api_5xx_per_5min
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "function_errors" {
+  for_each = var.create_alarms ? local.names.functions : {}
+
+  alarm_name          = "${each.value}-errors"
+  alarm_description   = "Unhandled errors of ${each.value}."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = { FunctionName = aws_lambda_function.this[each.key].function_name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = var.alarm_thresholds.function_errors_per_5m
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "state_machine_failures" {
+  for_each = var.create_alarms ? toset(["ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"]) : toset([])
+
+  alarm_name          = "${local.names.state_machine}-${lower(trimprefix(each.value, "Executions"))}"
+  alarm_description   = "Batch executions ${lower(trimprefix(each.value, "Executions"))}."
+  namespace           = "AWS/States"
+  metric_name         = each.value
+  dimensions          = { StateMachineArn = aws_sfn_state_machine.batch.arn }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "dlq_depth" {
+  for_each = var.create_alarms ? local.dlqs : {}
+
+  alarm_name          = "${each.value}-depth"
+  alarm_description   = "Messages waiting in ${each.value}: inspect and redrive."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = each.value }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_dashboard" "this" {
+  count = var.create_dashboard ? 1 : 0
+
+  dashboard_name = var.name
+  dashboard_body = jsonencode({
+    widgets = [
+      {
+        type = "metric", x = 0, y = 0, width = 12, height = 6
+        properties = {
+          title = "API requests and errors", region = local.region, stat = "Sum", period = 300
+          metrics = [
+            ["AWS/ApiGateway", "Count", "ApiId", aws_apigatewayv2_api.this.id],
+            [".", "4xx", ".", "."],
+            [".", "5xx", ".", "."],
+          ]
+        }
+      },
+      {
+        type = "metric", x = 12, y = 0, width = 12, height = 6
+        properties = {
+          title = "API latency (p50, p99)", region = local.region, period = 300
+          metrics = [
+            ["AWS/ApiGateway", "Latency", "ApiId", aws_apigatewayv2_api.this.id, { stat = "p50" }],
+            ["...", { stat = "p99" }],
+          ]
+        }
+      },
+      {
+        type = "metric", x = 0, y = 6, width = 12, height = 6
+        properties = {
+          title = "Jobs", region = local.region, stat = "Sum", period = 300
+          metrics = [
+            for m in ["JobsSubmitted", "JobsSucceeded", "JobsFailed", "JobsCancelled", "SubmitRefused"] :
+            [module.core.metrics.namespace, m, "service", module.core.metrics.service]
+          ]
+        }
+      },
+      {
+        type = "metric", x = 12, y = 6, width = 12, height = 6
+        properties = {
+          title = "Function errors and throttles", region = local.region, stat = "Sum", period = 300
+          metrics = flatten([
+            for f in values(local.names.functions) : [
+              ["AWS/Lambda", "Errors", "FunctionName", f],
+              ["AWS/Lambda", "Throttles", "FunctionName", f],
+            ]
+          ])
+        }
+      },
+      {
+        type = "metric", x = 0, y = 12, width = 12, height = 6
+        properties = {
+          title = "Batch executions", region = local.region, stat = "Sum", period = 300
+          metrics = [
+            for m in ["ExecutionsStarted", "ExecutionsSucceeded", "ExecutionsFailed", "ExecutionsTimedOut"] :
+            ["AWS/States", m, "StateMachineArn", aws_sfn_state_machine.batch.arn]
+          ]
+        }
+      },
+      {
+        type = "metric", x = 12, y = 12, width = 12, height = 6
+        properties = {
+          title = "Queues", region = local.region, stat = "Maximum", period = 300
+          metrics = [
+            for q in [aws_sqs_queue.batch_submit.name, aws_sqs_queue.batch_submit_dlq.name, aws_sqs_queue.async_dlq.name] :
+            ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", q]
+          ]
+        }
+      },
+    ]
+  })
+}

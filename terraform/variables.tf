@@ -1,0 +1,385 @@
+################################################################################
+# General
+################################################################################
+
+variable "name" {
+  description = "Name prefix of every resource (3-32 of a-z, 0-9 and '-')."
+  type        = string
+  default     = "multitalk"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,30}[a-z0-9]$", var.name))
+    error_message = "name must be 3-32 characters of a-z, 0-9 and '-', starting with a letter."
+  }
+}
+
+variable "tags" {
+  description = "Tags added to every resource that takes tags."
+  type        = map(string)
+  default     = {}
+}
+
+variable "deletion_protection" {
+  description = "Protect the DynamoDB tables from deletion (turn off only for throw-away stacks)."
+  type        = bool
+  default     = true
+}
+
+################################################################################
+# Tenants and identity
+################################################################################
+
+variable "tenants" {
+  description = <<-EOT
+    Tenants, keyed by the value of the JWT tenant claim, with the S3 locations each may read inputs
+    from and write outputs to: `s3://bucket/prefix/` (an existing bucket) or a bare `prefix/` in the
+    data bucket. Empty lists mean `tenants/<tenant>/inputs/` and `tenants/<tenant>/outputs/` in the
+    data bucket. `default_reference_image` is used when a request names none.
+  EOT
+  type = map(object({
+    read                    = optional(list(string), [])
+    write                   = optional(list(string), [])
+    default_reference_image = optional(string)
+  }))
+}
+
+variable "jwt" {
+  description = "Identity provider: issuer (exact `iss`), audience, JWKS URL, tenant claim and algorithms the Lambda accepts."
+  type = object({
+    issuer       = string
+    audience     = string
+    jwks_url     = string
+    tenant_claim = optional(string, "tenant_id")
+    algorithms   = optional(list(string), ["RS256"])
+  })
+}
+
+variable "create_jwt_authorizer" {
+  description = "Put API Gateway's native JWT authorizer (RSA keys only) in front of the Lambda's own token check."
+  type        = bool
+  default     = true
+}
+
+variable "jwt_scopes" {
+  description = "Scopes the native authorizer requires on read and write routes."
+  type = object({
+    read  = optional(list(string), ["videos:read"])
+    write = optional(list(string), ["videos:write"])
+  })
+  default = {}
+
+  validation {
+    condition     = length(var.jwt_scopes.read) > 0 && length(var.jwt_scopes.write) > 0
+    error_message = "jwt_scopes.read and jwt_scopes.write must each name at least one scope."
+  }
+}
+
+################################################################################
+# Modal (the GPU side: no AWS identity, only this URL and a proxy token)
+################################################################################
+
+variable "modal_api_url" {
+  description = "Base URL of the deployed Modal internal API, e.g. https://<workspace>--multitalk-api.modal.run."
+  type        = string
+}
+
+################################################################################
+# Data bucket and encryption
+################################################################################
+
+variable "create_data_bucket" {
+  description = "Create the data bucket; false references an existing bucket named by data_bucket_name."
+  type        = bool
+  default     = true
+}
+
+variable "data_bucket_name" {
+  description = "Name of the data bucket (required when create_data_bucket is false; default <name>-<account>-data)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.data_bucket_name == null || can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.data_bucket_name))
+    error_message = "data_bucket_name must be a valid S3 bucket name."
+  }
+}
+
+variable "data_bucket_encryption" {
+  description = "Default encryption of a created data bucket: aws:kms (the module's key) or AES256 (SSE-S3)."
+  type        = string
+  default     = "aws:kms"
+
+  validation {
+    condition     = contains(["aws:kms", "AES256"], var.data_bucket_encryption)
+    error_message = "data_bucket_encryption must be aws:kms or AES256."
+  }
+}
+
+variable "data_bucket_lifecycle" {
+  description = "Days after which temporary objects, batch results, old versions and incomplete multipart uploads are removed."
+  type = object({
+    temporary_objects_days    = optional(number, 7)
+    batch_results_days        = optional(number, 90)
+    noncurrent_versions_days  = optional(number, 30)
+    incomplete_multipart_days = optional(number, 1)
+    temporary_prefix          = optional(string, "tmp/")
+    batch_results_prefix      = optional(string, "batch-results/")
+  })
+  default = {}
+
+  validation {
+    condition = alltrue([
+      for d in [var.data_bucket_lifecycle.temporary_objects_days, var.data_bucket_lifecycle.batch_results_days, var.data_bucket_lifecycle.noncurrent_versions_days, var.data_bucket_lifecycle.incomplete_multipart_days] :
+      d >= 1 && floor(d) == d
+    ])
+    error_message = "lifecycle periods are whole numbers of days, at least 1."
+  }
+}
+
+variable "access_log_bucket" {
+  description = "Existing bucket that receives S3 server access logs of a created data bucket (null: none)."
+  type        = string
+  default     = null
+}
+
+variable "create_kms_key" {
+  description = "Create a customer managed KMS key (rotated yearly) for tables, queues, secrets, logs and the bucket."
+  type        = bool
+  default     = true
+}
+
+variable "kms_key_arn" {
+  description = "ARN of an existing KMS key, used when create_kms_key is false."
+  type        = string
+  default     = null
+}
+
+################################################################################
+# Lambda functions
+################################################################################
+
+variable "lambda_package_path" {
+  description = "Zip built by scripts/package_lambdas.py (null: dist/lambda.zip at the repository root)."
+  type        = string
+  default     = null
+}
+
+variable "lambda_architecture" {
+  description = "Instruction set of the Lambda functions; must match the wheels scripts/package_lambdas.py packed."
+  type        = string
+  default     = "x86_64"
+
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.lambda_architecture)
+    error_message = "lambda_architecture must be x86_64 or arm64."
+  }
+}
+
+variable "lambda_memory_size" {
+  description = "Memory (MB) of each function."
+  type = object({
+    api          = optional(number, 512)
+    callbacks    = optional(number, 512)
+    reconciler   = optional(number, 256)
+    batch_submit = optional(number, 512)
+  })
+  default = {}
+
+  validation {
+    condition     = alltrue([for m in values(var.lambda_memory_size) : m >= 128 && m <= 10240])
+    error_message = "memory sizes must be 128-10240 MB."
+  }
+}
+
+variable "lambda_timeout" {
+  description = "Timeout (s) of each function; API-facing ones stay under API Gateway's 30 s."
+  type = object({
+    api          = optional(number, 29)
+    callbacks    = optional(number, 29)
+    reconciler   = optional(number, 300)
+    batch_submit = optional(number, 60)
+  })
+  default = {}
+
+  validation {
+    condition     = var.lambda_timeout.api <= 29 && var.lambda_timeout.callbacks <= 29 && alltrue([for t in values(var.lambda_timeout) : t >= 3 && t <= 900])
+    error_message = "timeouts are 3-900 s, and at most 29 s for api and callbacks (API Gateway ends requests at 30 s)."
+  }
+}
+
+variable "lambda_reserved_concurrency" {
+  description = "Reserved concurrency of each function: caps load on Modal and DynamoDB and protects the account."
+  type = object({
+    api          = optional(number, 50)
+    callbacks    = optional(number, 20)
+    reconciler   = optional(number, 1)
+    batch_submit = optional(number, 10)
+  })
+  default = {}
+
+  validation {
+    condition     = alltrue([for c in values(var.lambda_reserved_concurrency) : c >= 1 && floor(c) == c])
+    error_message = "reserved concurrency must be a whole number of at least 1."
+  }
+}
+
+variable "log_level" {
+  description = "Log level of the Lambda functions."
+  type        = string
+  default     = "INFO"
+}
+
+variable "log_retention_days" {
+  description = "Retention of every log group (Lambda, API access logs, state machine)."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a value CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, ... 3653)."
+  }
+}
+
+variable "limits" {
+  description = "Request limits and URL lifetimes the Lambda functions enforce (see modules/core)."
+  type = object({
+    max_video_length_s    = optional(number, 15)
+    max_audio_bytes       = optional(number, 104857600)
+    max_image_bytes       = optional(number, 20971520)
+    job_deadline_s        = optional(number, 3600)
+    presign_get_expires_s = optional(number, 900)
+    presign_put_expires_s = optional(number, 3600)
+    job_ttl_days          = optional(number, 30)
+  })
+  default = {}
+}
+
+################################################################################
+# API Gateway
+################################################################################
+
+variable "api_throttling" {
+  description = "Stage-wide throttling of the HTTP API (HTTP APIs have no per-client quotas)."
+  type = object({
+    burst_limit = optional(number, 100)
+    rate_limit  = optional(number, 50)
+  })
+  default = {}
+
+  validation {
+    condition     = var.api_throttling.burst_limit >= 1 && var.api_throttling.rate_limit > 0
+    error_message = "api_throttling limits must be positive."
+  }
+}
+
+variable "callback_throttling" {
+  description = "Throttling of the unauthenticated (HMAC-signed) callback route."
+  type = object({
+    burst_limit = optional(number, 50)
+    rate_limit  = optional(number, 25)
+  })
+  default = {}
+
+  validation {
+    condition     = var.callback_throttling.burst_limit >= 1 && var.callback_throttling.rate_limit > 0
+    error_message = "callback_throttling limits must be positive."
+  }
+}
+
+variable "cors_allow_origins" {
+  description = "Browser origins allowed to call the API (empty: no CORS)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for o in var.cors_allow_origins : can(regex("^https://[^/*]+$", o))])
+    error_message = "CORS origins must be https origins without wildcards or paths."
+  }
+}
+
+################################################################################
+# Batch (Step Functions + SQS)
+################################################################################
+
+variable "state_machine_template_path" {
+  description = "ASL template of the batch state machine (null: aws/step_functions/batch.asl.json.tftpl)."
+  type        = string
+  default     = null
+}
+
+variable "batch" {
+  description = "Distributed Map settings: child concurrency (the Modal GPU budget), tolerated failure percentage, per-item heartbeat and timeout."
+  type = object({
+    max_concurrency              = optional(number, 10)
+    tolerated_failure_percentage = optional(number, 10)
+    heartbeat_seconds            = optional(number, 600)
+    task_timeout_seconds         = optional(number, 3600)
+  })
+  default = {}
+}
+
+variable "batch_submit_max_concurrency" {
+  description = "Most concurrent batch-submit invocations the SQS event source starts (2-1000)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.batch_submit_max_concurrency >= 2 && var.batch_submit_max_concurrency <= 1000
+    error_message = "batch_submit_max_concurrency must be 2-1000 (the SQS event source's range)."
+  }
+}
+
+variable "batch_submit_max_receive_count" {
+  description = "Deliveries of a submit message before it moves to the dead-letter queue."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.batch_submit_max_receive_count >= 1 && var.batch_submit_max_receive_count <= 1000
+    error_message = "batch_submit_max_receive_count must be 1-1000."
+  }
+}
+
+variable "reconciler_schedule_expression" {
+  description = "EventBridge Scheduler expression for the reconciler that settles overdue jobs."
+  type        = string
+  default     = "rate(5 minutes)"
+
+  validation {
+    condition     = can(regex("^(rate\\([0-9]+ (minute|minutes|hour|hours)\\)|cron\\(.+\\))$", var.reconciler_schedule_expression))
+    error_message = "reconciler_schedule_expression must be rate(N minutes|hours) or cron(...)."
+  }
+}
+
+################################################################################
+# Monitoring
+################################################################################
+
+variable "create_alarms" {
+  description = "Create CloudWatch alarms (failed jobs, latency, 5xx, function errors, state machine failures, DLQ depth)."
+  type        = bool
+  default     = true
+}
+
+variable "alarm_actions" {
+  description = "ARNs notified when an alarm fires or recovers (e.g. an SNS topic)."
+  type        = list(string)
+  default     = []
+}
+
+variable "alarm_thresholds" {
+  description = "Alarm thresholds."
+  type = object({
+    failed_jobs_per_5min   = optional(number, 5)
+    api_latency_p99_ms     = optional(number, 5000)
+    api_5xx_per_5min       = optional(number, 5)
+    function_errors_per_5m = optional(number, 1)
+  })
+  default = {}
+}
+
+variable "create_dashboard" {
+  description = "Create a CloudWatch dashboard of the API, functions, batch and queues."
+  type        = bool
+  default     = true
+}

@@ -1,8 +1,10 @@
-"""moto server for DynamoDB, SQS, Step Functions and Secrets Manager, with two adjustments.
+"""moto server for DynamoDB, SQS, Step Functions and Secrets Manager, with three adjustments.
 
 1. Step Functions executes definitions for real (``execute_state_machine``), instead of returning
    canned histories.
-2. Step Functions' own S3 calls (Distributed Map ``ItemReader``/``ResultWriter``, ``aws-sdk:s3``
+2. ``SendTaskFailure`` passes its ``cause`` on to the waiting task (moto 5.2.5 drops it), so a
+   Catch sees the same ``{"Error", "Cause"}`` it would see on AWS.
+3. Step Functions' own S3 calls (Distributed Map ``ItemReader``/``ResultWriter``, ``aws-sdk:s3``
    tasks) go to the strict S3 emulator with real SigV4 credentials, so a batch reads the very
    objects the API wrote and its results land where callers look. moto's engine would otherwise
    read moto's own (empty, unsigned) S3.
@@ -56,6 +58,21 @@ def _redirect_step_functions_s3(endpoint: str, access_key: str, secret_key: str)
             module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
 
 
+def _keep_task_failure_cause() -> None:
+    from moto.core.responses import EmptyResult
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    def send_task_failure(self: StepFunctionResponse) -> EmptyResult:
+        self.stepfunction_backend.send_task_failure(  # type: ignore[call-arg]
+            self._get_param("taskToken"),
+            error=self._get_param("error"),
+            cause=self._get_param("cause"),
+        )
+        return EmptyResult()
+
+    StepFunctionResponse.send_task_failure = send_task_failure  # type: ignore[method-assign]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
@@ -66,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     from moto.server import main as moto_main
 
     default_user_config["stepfunctions"]["execute_state_machine"] = True
+    _keep_task_failure_cause()
     _redirect_step_functions_s3(
         endpoint=os.environ["LOCAL_S3_ENDPOINT"],
         access_key=os.environ["LOCAL_S3_ACCESS_KEY"],

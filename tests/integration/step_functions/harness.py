@@ -1,0 +1,207 @@
+"""Drives a batch execution on the local stack the way AWS would around it.
+
+- :class:`QueueDriver` is the SQS event source mapping: it receives the batch queue's messages,
+  hands them to the real ``batch_submit`` handler as an SQS event and deletes what the handler did
+  not report in ``batchItemFailures``.
+- :class:`HeldRunner` is the GPU side's job runner behind the real internal API: it accepts and
+  records :class:`CreateJobRequest` s but renders nothing, so the test can act as the worker.
+- :class:`WorkerStandIn` does what the worker does with a request: PUT the MP4 through the
+  pre-signed URL and post Standard Webhooks callbacks signed with the job's secret to the callback
+  URL (the real callback Lambda behind the local gateway).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import httpx
+import uvicorn
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from standardwebhooks import Webhook
+
+from aws.step_functions.handlers import batch_submit
+from modal_service.contracts import (
+    CallState,
+    CreateJobRequest,
+    ErrorCode,
+    JobError,
+    JobFailed,
+    JobProgress,
+    JobResult,
+    JobStarted,
+    JobStatusResponse,
+    JobSucceeded,
+)
+from scripts.local_stack import StackInfo
+from scripts.local_stack.gateway import LambdaContext
+
+MP4_BYTES = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + b"\x00" * 64
+
+
+class HeldRunner:
+    """A job runner that keeps every request for the test to act on (nothing renders)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests: dict[str, CreateJobRequest] = {}
+        self.cancelled: set[str] = set()
+
+    def submit(self, request: CreateJobRequest) -> str:
+        call_id = f"call-{uuid.uuid4().hex[:12]}"
+        with self._lock:
+            self.requests[call_id] = request
+        return call_id
+
+    def status(self, call_id: str) -> JobStatusResponse:
+        state = CallState.CANCELLED if call_id in self.cancelled else CallState.RUNNING
+        return JobStatusResponse(call_id=call_id, state=state)
+
+    def cancel(self, call_id: str) -> JobStatusResponse:
+        with self._lock:
+            self.cancelled.add(call_id)
+        return self.status(call_id)
+
+    def close(self) -> None:
+        return None
+
+    def take_new(self, seen: set[str]) -> list[CreateJobRequest]:
+        with self._lock:
+            fresh = [(call, req) for call, req in self.requests.items() if call not in seen]
+        seen.update(call for call, _ in fresh)
+        return [request for _, request in fresh]
+
+
+def audio_key(request: CreateJobRequest) -> str:
+    """The S3 key a pre-signed audio URL points at (path-style: /bucket/key)."""
+    path = unquote(urlsplit(request.inputs.audio_urls[0]).path)
+    return path.split("/", 2)[2]
+
+
+class WorkerStandIn:
+    """Sends what the worker sends, signed with the job's own callback secret."""
+
+    def __init__(self) -> None:
+        self.client = httpx.Client(timeout=30)
+
+    def _post(self, request: CreateJobRequest, event: Any) -> httpx.Response:
+        body = event.model_dump_json()
+        message_id = f"msg_{uuid.uuid4().hex}"
+        sent_at = datetime.now(UTC)
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": message_id,
+            "webhook-timestamp": str(int(sent_at.timestamp())),
+            "webhook-signature": Webhook(request.callback.secret).sign(message_id, sent_at, body),
+        }
+        return self.client.post(request.callback.url, content=body, headers=headers)
+
+    def progress(self, request: CreateJobRequest, percent: float) -> httpx.Response:
+        event = JobProgress(
+            job_id=request.job_id, stage="denoising", step=int(percent), total=100, percent=percent
+        )
+        return self._post(request, event)
+
+    def succeed(self, request: CreateJobRequest) -> httpx.Response:
+        self._post(request, JobStarted(job_id=request.job_id)).raise_for_status()
+        self.progress(request, 50.0).raise_for_status()
+        upload = self.client.put(
+            request.output.put_url,
+            content=MP4_BYTES,
+            headers={"content-type": request.output.content_type},
+        )
+        upload.raise_for_status()
+        result = JobResult(
+            size_bytes=len(MP4_BYTES),
+            sha256=hashlib.sha256(MP4_BYTES).hexdigest(),
+            duration_s=1.0,
+            frames=25,
+            fps=25.0,
+            width=64,
+            height=64,
+            model="tiny",
+        )
+        return self._post(request, JobSucceeded(job_id=request.job_id, result=result))
+
+    def fail(self, request: CreateJobRequest, code: ErrorCode) -> httpx.Response:
+        self._post(request, JobStarted(job_id=request.job_id)).raise_for_status()
+        error = JobError(code=code, message=f"the worker says {code.value}", retryable=False)
+        return self._post(request, JobFailed(job_id=request.job_id, error=error))
+
+
+class QueueDriver:
+    """The SQS -> Lambda event source mapping, with ReportBatchItemFailures."""
+
+    def __init__(self, stack: StackInfo, queue_url: str) -> None:
+        self.sqs = stack.client("sqs")
+        self.queue_url = queue_url
+        self.region = stack.region
+        self.handled: list[dict[str, Any]] = []
+
+    def poll(self, wait_s: int = 1) -> int:
+        """Deliver one batch of messages to the handler; returns how many it processed."""
+        answer = self.sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=wait_s,
+            AttributeNames=["All"],
+        )
+        messages = answer.get("Messages", [])
+        if not messages:
+            return 0
+        event = {"Records": [self._record(message) for message in messages]}
+        try:
+            result = batch_submit.handler(event, LambdaContext(function_name="batch-submit"))
+            failed = {entry["itemIdentifier"] for entry in result["batchItemFailures"]}
+        except BatchProcessingError:
+            # Every record failed: the invocation errors and SQS redelivers them all.
+            failed = {message["MessageId"] for message in messages}
+        for message in messages:
+            if message["MessageId"] not in failed:
+                self.sqs.delete_message(
+                    QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+                self.handled.append(json.loads(message["Body"]))
+        return len(messages) - len(failed)
+
+    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": message.get("Attributes", {}),
+            "messageAttributes": {},
+            "md5OfBody": message["MD5OfBody"],
+            "eventSource": "aws:sqs",
+            "eventSourceARN": f"arn:aws:sqs:{self.region}:123456789012:batch-submit",
+            "awsRegion": self.region,
+        }
+
+
+class ServerThread:
+    """An ASGI app under uvicorn on a free loopback port, in a daemon thread."""
+
+    def __init__(self, app: Any, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.url} did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

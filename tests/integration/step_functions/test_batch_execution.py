@@ -1,0 +1,164 @@
+"""A batch executes for real: moto's engine runs the rendered definition against the strict S3,
+the real batch handler takes the queue, the real submit path creates the jobs, and the real
+callback Lambda (behind the local gateway) completes the task tokens from signed callbacks."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from aws.step_functions.render import render_definition
+from modal_service.contracts import CreateJobRequest, ErrorCode
+
+from .conftest import BatchWorld
+from .harness import MP4_BYTES, audio_key
+
+pytestmark = pytest.mark.stack
+
+ROLE_ARN = "arn:aws:iam::123456789012:role/multitalk-batch"
+RESULTS_PREFIX = "batch-results/"
+
+
+def _state_machine(world: BatchWorld, **overrides: Any) -> str:
+    values = {
+        "submit_queue_url": world.stack.queues["batch_submit"],
+        "results_bucket": world.stack.buckets["data"],
+        "results_prefix": RESULTS_PREFIX,
+        "max_concurrency": 3,
+        "tolerated_failure_percentage": 40,
+        "heartbeat_seconds": 60,
+        "task_timeout_seconds": 300,
+    } | overrides
+    return world.stack.client("stepfunctions").create_state_machine(
+        name=f"batch-{uuid.uuid4().hex[:8]}",
+        definition=json.dumps(render_definition(values)),
+        roleArn=ROLE_ARN,
+    )["stateMachineArn"]
+
+
+def _put(world: BatchWorld, key: str, content_type: str, body: bytes = b"RIFF....WAVE") -> str:
+    bucket = world.stack.buckets["data"]
+    world.stack.s3_client().put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+    return f"s3://{bucket}/{key}"
+
+
+def _run(world: BatchWorld, machine: str, request: dict[str, Any], act, timeout_s: float = 120):
+    """Start the batch, then be the event source mapping and the worker until it ends."""
+    sfn = world.stack.client("stepfunctions")
+    # Always named: moto names an unnamed execution "None" (AWS would make a UUID).
+    execution = sfn.start_execution(
+        stateMachineArn=machine, name=f"run-{uuid.uuid4().hex[:12]}", input=json.dumps(request)
+    )
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        world.queue.poll(wait_s=1)
+        for job_request in world.runner.take_new(seen):
+            act(job_request)
+        described = sfn.describe_execution(executionArn=execution["executionArn"])
+        if described["status"] != "RUNNING":
+            return described
+    raise AssertionError(f"the batch did not finish in {timeout_s} s")
+
+
+def _failure_events(world: BatchWorld, execution_arn: str) -> list[dict[str, Any]]:
+    """The history's failure details, for assertion messages."""
+    events = world.stack.client("stepfunctions").get_execution_history(
+        executionArn=execution_arn, maxResults=1000
+    )["events"]
+    return [
+        {key: value for key, value in event.items() if key.endswith("FailedEventDetails")}
+        | {"type": event["type"]}
+        for event in events
+        if "Failed" in event["type"] or "TimedOut" in event["type"]
+    ]
+
+
+def _read_json(world: BatchWorld, url: str) -> Any:
+    bucket, key = url.removeprefix("s3://").split("/", 1)
+    return json.loads(world.stack.s3_client().get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def test_prefix_batch_tolerates_a_bad_item_and_summarizes(world: BatchWorld) -> None:
+    run = uuid.uuid4().hex[:8]
+    inputs = f"tenants/acme/inputs/batch-{run}/"
+    outputs = f"tenants/acme/outputs/batch-{run}/"
+    for name in ("anna", "ben", "dora"):
+        _put(world, f"{inputs}{name}.wav", "audio/wav")
+    _put(world, f"{inputs}anna.png", "image/png", b"\x89PNG-anna")
+    _put(world, f"{inputs}dora.jpg", "image/jpeg", b"\xff\xd8-dora")
+    shared = _put(world, f"{inputs}shared/portrait.png", "image/png", b"\x89PNG-shared")
+    # Bad item: named like audio, but it is a web page; the submit path refuses it.
+    _put(world, f"{inputs}carl.wav", "text/html", b"<html>not audio</html>")
+    # This one is accepted, then the worker reports that it cannot decode it.
+    _put(world, f"{inputs}erin.wav", "audio/wav")
+    _put(world, f"{inputs}notes.txt", "text/plain", b"not an item")
+
+    def act(job_request: CreateJobRequest) -> None:
+        key = audio_key(job_request)
+        if key.endswith("erin.wav"):
+            world.worker.fail(job_request, ErrorCode.AUDIO_INVALID).raise_for_status()
+        else:
+            world.worker.succeed(job_request).raise_for_status()
+
+    request = {
+        "tenant_id": "acme",
+        "source": {
+            "prefix": f"s3://{world.stack.buckets['data']}/{inputs}",
+            "reference_image_s3_url": shared,
+        },
+        "output": {"s3_bucket": world.stack.buckets["data"], "s3_prefix": outputs},
+        "options": {"model": "tiny", "video_length": 5},
+    }
+    finished = _run(world, _state_machine(world), request, act)
+
+    assert finished["status"] == "SUCCEEDED", _failure_events(world, finished["executionArn"])
+    summary = json.loads(finished["output"])
+    assert summary["status"] == "succeeded"
+    assert (summary["total"], summary["succeeded"], summary["failed"], summary["not_run"]) == (
+        5,
+        3,
+        2,
+        0,
+    )
+    assert summary["failure_percentage"] == 40.0
+    failures = {item["id"]: item for item in summary["failed_items"]}
+    assert failures["carl.wav"]["error"] == "input_type_refused"
+    assert failures["carl.wav"]["job_id"] is None
+    assert failures["erin.wav"]["error"] == "audio_invalid"
+    assert failures["erin.wav"]["job_id"].startswith("job_")
+    assert "audio_invalid" in failures["erin.wav"]["message"]
+
+    # Result objects: the summary file, one record per item, the MP4s where the batch said.
+    assert _read_json(world, summary["results"]["summary"]) == summary
+    items = _read_json(world, summary["results"]["items"])
+    by_id = {item["id"]: item for item in items}
+    assert sorted(by_id) == ["anna.wav", "ben.wav", "carl.wav", "dora.wav", "erin.wav"]
+    assert by_id["anna.wav"]["reference_image_s3_url"].endswith(f"{inputs}anna.png")
+    assert by_id["dora.wav"]["reference_image_s3_url"].endswith(f"{inputs}dora.jpg")
+    assert by_id["ben.wav"]["reference_image_s3_url"] == shared
+    s3 = world.stack.s3_client()
+    bucket = world.stack.buckets["data"]
+    succeeded_prefix = summary["results"]["succeeded"].removeprefix(f"s3://{bucket}/")
+    records = s3.list_objects_v2(Bucket=bucket, Prefix=succeeded_prefix)["Contents"]
+    assert len(records) == 3
+    for record in records:
+        stored = json.loads(s3.get_object(Bucket=bucket, Key=record["Key"])["Body"].read())
+        assert stored["status"] == "succeeded"
+        assert stored["job"]["status"] == "succeeded"
+        video = stored["job"]["output_url"].removeprefix(f"s3://{bucket}/")
+        assert video == f"{outputs}{stored['item']['id'].removesuffix('.wav')}.mp4"
+        assert s3.get_object(Bucket=bucket, Key=video)["Body"].read() == MP4_BYTES
+    assert summary["results"]["map_run_manifest"].endswith("manifest.json")
+    # The batch's jobs are ordinary jobs of the tenant, tied to this execution.
+    jobs = world.stack.client("dynamodb")
+    job = jobs.get_item(
+        TableName=world.stack.tables["jobs"], Key={"job_id": {"S": failures["erin.wav"]["job_id"]}}
+    )["Item"]
+    assert job["tenant_id"]["S"] == "acme"
+    assert job["status"]["S"] == "failed"
+    assert finished["executionArn"] in job["doc"]["S"]

@@ -1,10 +1,12 @@
-"""moto server for DynamoDB, SQS, Step Functions and Secrets Manager, with three adjustments.
+"""moto server for DynamoDB, SQS, Step Functions and Secrets Manager, with four adjustments.
 
 1. Step Functions executes definitions for real (``execute_state_machine``), instead of returning
    canned histories.
 2. ``SendTaskFailure`` passes its ``cause`` on to the waiting task (moto 5.2.5 drops it), so a
    Catch sees the same ``{"Error", "Cause"}`` it would see on AWS.
-3. Step Functions' own S3 calls (Distributed Map ``ItemReader``/``ResultWriter``, ``aws-sdk:s3``
+3. A task whose ``HeartbeatSeconds`` pass without a heartbeat fails with
+   ``States.HeartbeatTimeout``, as on AWS (moto 5.2.5 reports ``States.Timeout``).
+4. Step Functions' own S3 calls (Distributed Map ``ItemReader``/``ResultWriter``, ``aws-sdk:s3``
    tasks) go to the strict S3 emulator with real SigV4 credentials, so a batch reads the very
    objects the API wrote and its results land where callers look. moto's engine would otherwise
    read moto's own (empty, unsigned) S3.
@@ -73,6 +75,46 @@ def _keep_task_failure_cause() -> None:
     StepFunctionResponse.send_task_failure = send_task_failure  # type: ignore[method-assign]
 
 
+def _name_heartbeat_timeouts() -> None:
+    from moto.stepfunctions.parser.api import HistoryEventType, TaskTimedOutEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import (
+        StatesErrorName,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback as callback_service,
+    )
+    from moto.stepfunctions.parser.asl.eval.callback.callback import HeartbeatTimeoutError
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+    service = callback_service.StateTaskServiceCallback
+    original = service._from_error
+
+    def _from_error(self: Any, env: Any, ex: Exception) -> Any:
+        if not isinstance(ex, HeartbeatTimeoutError):
+            return original(self, env=env, ex=ex)
+        name = StatesErrorNameType.StatesHeartbeatTimeout
+        return FailureEvent(
+            env=env,
+            error_name=StatesErrorName(typ=name),
+            event_type=HistoryEventType.TaskTimedOut,
+            event_details=EventDetails(
+                taskTimedOutEventDetails=TaskTimedOutEventDetails(
+                    resourceType=self._get_sfn_resource_type(),
+                    resource=self._get_sfn_resource(),
+                    error=name.to_name(),
+                )
+            ),
+        )
+
+    service._from_error = _from_error  # type: ignore[method-assign]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
@@ -84,6 +126,7 @@ def main(argv: list[str] | None = None) -> None:
 
     default_user_config["stepfunctions"]["execute_state_machine"] = True
     _keep_task_failure_cause()
+    _name_heartbeat_timeouts()
     _redirect_step_functions_s3(
         endpoint=os.environ["LOCAL_S3_ENDPOINT"],
         access_key=os.environ["LOCAL_S3_ACCESS_KEY"],

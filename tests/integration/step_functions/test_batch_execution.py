@@ -162,3 +162,85 @@ def test_prefix_batch_tolerates_a_bad_item_and_summarizes(world: BatchWorld) -> 
     assert job["tenant_id"]["S"] == "acme"
     assert job["status"]["S"] == "failed"
     assert finished["executionArn"] in job["doc"]["S"]
+
+
+def test_heartbeat_timeout_is_recorded_and_fails_an_intolerant_batch(world: BatchWorld) -> None:
+    run = uuid.uuid4().hex[:8]
+    inputs = f"tenants/acme/inputs/manifest-{run}/"
+    bucket = world.stack.buckets["data"]
+    portrait = _put(world, f"{inputs}portrait.png", "image/png", b"\x89PNG")
+    rows = [
+        {"id": "talks", "audio_s3_url": _put(world, f"{inputs}kim.wav", "audio/wav")},
+        {"id": "silent", "audio_s3_url": _put(world, f"{inputs}lou.wav", "audio/wav")},
+    ]
+    manifest = _put(
+        world,
+        f"{inputs}batch.jsonl",
+        "application/x-ndjson",
+        "\n".join(json.dumps(row) for row in rows).encode() + b"\n",
+    )
+    silent: list[CreateJobRequest] = []
+
+    def act(job_request: CreateJobRequest) -> None:
+        if audio_key(job_request).endswith("lou.wav"):
+            silent.append(job_request)  # the worker never reports: no heartbeat reaches the task
+        else:
+            world.worker.succeed(job_request).raise_for_status()
+
+    request = {
+        "tenant_id": "acme",
+        "source": {"manifest": manifest, "reference_image_s3_url": portrait},
+        "output": {"s3_bucket": bucket, "s3_prefix": f"tenants/acme/outputs/manifest-{run}/"},
+        "options": {"model": "tiny"},
+    }
+    machine = _state_machine(world, tolerated_failure_percentage=0, heartbeat_seconds=4)
+    finished = _run(world, machine, request, act)
+
+    assert finished["status"] == "FAILED"
+    assert finished["error"] == "batch_tolerance_exceeded"
+    assert finished["cause"] == "1 of 2 items failed (50%), more than the tolerated 0%"
+    assert len(silent) == 1
+    summary = _read_json(world, f"s3://{bucket}/{RESULTS_PREFIX}{finished['name']}/summary.json")
+    assert (summary["status"], summary["succeeded"], summary["failed"]) == ("failed", 1, 1)
+    [failure] = summary["failed_items"]
+    assert (failure["id"], failure["error"]) == ("silent", "States.HeartbeatTimeout")
+    record = _read_json(world, f"{summary['results']['failed']}{failure['index']}.json")
+    assert record["failure"]["Error"] == "States.HeartbeatTimeout"
+    assert record["item"]["audio_s3_url"].endswith("lou.wav")
+
+
+def test_unreadable_manifest_refuses_the_batch_before_any_submission(world: BatchWorld) -> None:
+    run = uuid.uuid4().hex[:8]
+    inputs = f"tenants/acme/inputs/csv-{run}/"
+    audio = _put(world, f"{inputs}mia.wav", "audio/wav")
+    manifest = _put(
+        world,
+        f"{inputs}batch.csv",
+        "text/csv",
+        f"audio_s3_url,prompt\n{audio},hello\nnot-an-s3-url,oops\n".encode(),
+    )
+    before = len(world.runner.requests)
+    request = {
+        "tenant_id": "acme",
+        "source": {"manifest": manifest},
+        "output": {"s3_bucket": world.stack.buckets["data"], "s3_prefix": "tenants/acme/outputs/"},
+    }
+    finished = _run(world, _state_machine(world), request, lambda _: None)
+
+    assert finished["status"] == "FAILED"
+    assert finished["error"] == "manifest_invalid"
+    assert "manifest line 3" in json.loads(finished["cause"])["message"]
+    assert len(world.runner.requests) == before
+
+
+def test_a_tenant_cannot_batch_another_tenants_prefix(world: BatchWorld) -> None:
+    bucket = world.stack.buckets["data"]
+    request = {
+        "tenant_id": "globex",
+        "source": {"prefix": f"s3://{bucket}/tenants/acme/inputs/"},
+        "output": {"s3_bucket": bucket, "s3_prefix": "tenants/globex/outputs/"},
+    }
+    finished = _run(world, _state_machine(world), request, lambda _: None)
+
+    assert finished["status"] == "FAILED"
+    assert finished["error"] == "s3_location_forbidden"

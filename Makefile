@@ -5,14 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup terraform-tools lint format stack-up stack-down stack-status clean
+.PHONY: demo test setup terraform-tools asl-tools lint format stack-up stack-down stack-status clean
 
 ## demo: set up, start the local stack, render a talking-head MP4 through the whole product
 demo: setup
 	$(BIN)/python -m scripts.demo
 
 ## test: set up from nothing, run the whole suite (the suite starts and stops the local stack itself)
-test: setup terraform-tools lint
+test: setup terraform-tools asl-tools lint
 	$(BIN)/python -m pytest
 
 ## setup: the virtual environment, from the project's own files only
@@ -36,6 +36,16 @@ $(TF_STAMP): pyproject.toml
 	test -x $(TF_VENV)/bin/python || $(PYTHON) -m venv $(TF_VENV)
 	$(TF_VENV)/bin/python -m pip install --quiet --upgrade "pip>=25.1"
 	$(TF_VENV)/bin/python -m pip install --quiet --group terraform-checks
+	touch $@
+
+## asl-tools: asl-validator (npm, pinned in aws/step_functions/package-lock.json) checks the batch
+## state machine definition; the local engine accepts broken transitions. Used by tests/unit/step_functions.
+ASL_DIR := aws/step_functions
+ASL_STAMP := $(ASL_DIR)/node_modules/.installed
+asl-tools: $(ASL_STAMP)
+
+$(ASL_STAMP): $(ASL_DIR)/package.json $(ASL_DIR)/package-lock.json
+	npm ci --prefix $(ASL_DIR) --no-audit --no-fund --loglevel=error
 	touch $@
 
 lint: setup

@@ -23,7 +23,7 @@ resource "aws_iam_role_policy" "lambda" {
 
 resource "aws_iam_role" "state_machine" {
   name               = local.names.roles.state_machine
-  description        = "${local.names.state_machine}: submit queue, batch inputs, results and its own child executions"
+  description        = "${local.names.state_machine}: submit queue, batch results and its own child executions"
   assume_role_policy = module.core.assume_role_policies.state_machine
 
   tags = var.tags

@@ -28,6 +28,8 @@ class HclSyntaxError(ValueError):
 class Attribute:
     name: str
     line: int
+    expression: str = ""
+    """The expression's source text, unevaluated (for checks on how values are wired)."""
 
 
 @dataclass
@@ -190,8 +192,9 @@ def _parse_body(scan: _Scanner, body: Block, closing: bool) -> None:
             scan.pos += 1
             if name in body.attributes:
                 raise scan.error(f"argument {name!r} is set twice")
-            body.attributes[name] = Attribute(name, line)
+            start = scan.pos
             scan.skip_expression()
+            body.attributes[name] = Attribute(name, line, scan.text[start : scan.pos].strip())
             continue
         labels: list[str] = []
         while scan.peek() != "{":

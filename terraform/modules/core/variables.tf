@@ -108,8 +108,9 @@ variable "results_prefix" {
   default     = "batch-results/"
 
   validation {
-    condition     = can(regex("^([A-Za-z0-9!_.*'()-]+/)+$", var.results_prefix))
-    error_message = "results_prefix must be a non-empty prefix ending in '/'."
+    # No quote: the prefix is spliced into States.Format('...') strings of the definition.
+    condition     = can(regex("^([A-Za-z0-9!_.*()-]+/)+$", var.results_prefix))
+    error_message = "results_prefix must be a non-empty prefix ending in '/' (letters, digits and !_.*()-)."
   }
 }
 

@@ -28,6 +28,9 @@ from modal_service.worker.control import JobControl
 from modal_service.worker.errors import UrlExpiredError, WorkerError
 
 logger = logging.getLogger(__name__)
+# httpx logs every request line, URL included, at INFO. A pre-signed URL is a bearer credential
+# for its object, so those lines are kept out of the logs.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 CHUNK_BYTES = 1024 * 1024
 _MAX_ERROR_BODY = 4096

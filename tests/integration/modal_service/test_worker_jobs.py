@@ -1,0 +1,168 @@
+"""Whole worker jobs on the ``tiny`` preset: pre-signed GET from the strict local S3, a real
+render, a pre-signed PUT back, and every callback verified by a real receiver."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modal_service.config import WorkerSettings
+from modal_service.contracts import ErrorCode, JobOutput, UrlRefreshResponse
+from modal_service.worker import RendererCache, run_job
+from scripts.samples import write_speech_wav
+from tests.integration.modal_service.support import CallbackReceiver, S3Objects, job_request
+
+pytestmark = pytest.mark.stack
+
+RENDER_STAGES = {"audio", "conditioning", "denoise", "encode"}
+
+
+@pytest.fixture(scope="module")
+def renderers() -> RendererCache:
+    """The real tiny renderer, loaded once for the module (as a Modal container would)."""
+    cache = RendererCache()
+    cache.get("tiny")
+    return cache
+
+
+def _job(
+    objects: S3Objects,
+    receiver: CallbackReceiver,
+    secret: str,
+    media: tuple[bytes, bytes],
+    *,
+    put_expires_s: int = 300,
+    **overrides: Any,
+) -> tuple[Any, str]:
+    out_key = f"{objects.prefix}/out.mp4"
+    request = job_request(
+        audio_urls=[objects.get_url(objects.put("speech.wav", media[0]))],
+        image_url=objects.get_url(objects.put("portrait.png", media[1])),
+        put_url=objects.put_url(out_key, expires_s=put_expires_s),
+        callback_url=receiver.url,
+        secret=secret,
+        **overrides,
+    )
+    return request, out_key
+
+
+def test_a_whole_job_reads_and_writes_s3_through_presigned_urls_only(
+    renderers: RendererCache,
+    objects: S3Objects,
+    receiver: CallbackReceiver,
+    secret: str,
+    media: tuple[bytes, bytes],
+    worker_settings: WorkerSettings,
+    work_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    request, out_key = _job(objects, receiver, secret, media)
+    with caplog.at_level(logging.DEBUG):
+        outcome = run_job(request, renderers=renderers.get, settings=worker_settings, call_id="c-1")
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "X-Amz-Signature" not in logged  # pre-signed URLs are never logged
+    assert request.callback.secret not in logged
+
+    assert outcome.state == "succeeded", outcome.error
+    assert outcome.callback_delivered
+    body, content_type = objects.read(out_key)
+    assert content_type == "video/mp4"
+    assert body[4:8] == b"ftyp"
+    result = outcome.result
+    assert result.size_bytes == len(body)
+    assert result.sha256 == hashlib.sha256(body).hexdigest()
+    assert result.model == "tiny"
+    assert result.fps == 25.0
+    assert result.frames > 0
+    assert {"download_s", "upload_s", "total_s", "denoise"} <= set(result.timings_s)
+
+    types = receiver.types()
+    assert types[0] == "job.started"
+    assert types[-1] == "job.succeeded"
+    assert receiver.events[0].call_id == "c-1"
+    assert receiver.final().result == result
+    assert "job.progress" in types
+    assert receiver.bad_signatures == 0
+    assert len(set(receiver.message_ids)) == len(receiver.message_ids)
+    assert list(work_dir.iterdir()) == []
+
+
+def test_an_expired_upload_url_is_refreshed_once_and_the_upload_retried(
+    renderers: RendererCache,
+    objects: S3Objects,
+    receiver: CallbackReceiver,
+    secret: str,
+    media: tuple[bytes, bytes],
+    worker_settings: WorkerSettings,
+    work_dir: Path,
+) -> None:
+    request, out_key = _job(objects, receiver, secret, media, put_expires_s=1)
+    receiver.refresh = lambda: UrlRefreshResponse(
+        inputs=request.inputs, output=JobOutput(put_url=objects.put_url(out_key))
+    )
+    time.sleep(1.5)  # the PUT URL is dead before the job starts; the GET URLs are not
+    outcome = run_job(request, renderers=renderers.get, settings=worker_settings)
+
+    assert outcome.state == "succeeded", outcome.error
+    assert receiver.types().count("job.url_refresh") == 1
+    body, _ = objects.read(out_key)
+    assert hashlib.sha256(body).hexdigest() == outcome.result.sha256
+    assert receiver.bad_signatures == 0
+    assert list(work_dir.iterdir()) == []
+
+
+def test_a_tampered_upload_url_is_refused_and_nothing_is_written(
+    renderers: RendererCache,
+    objects: S3Objects,
+    receiver: CallbackReceiver,
+    secret: str,
+    media: tuple[bytes, bytes],
+    worker_settings: WorkerSettings,
+    work_dir: Path,
+) -> None:
+    request, out_key = _job(objects, receiver, secret, media)
+    other_key_url = request.output.put_url.replace("out.mp4", "elsewhere.mp4")
+    request = request.model_copy(update={"output": JobOutput(put_url=other_key_url)})
+    outcome = run_job(request, renderers=renderers.get, settings=worker_settings)
+
+    assert outcome.state == "failed"
+    assert outcome.error.code == ErrorCode.UPLOAD_FAILED
+    assert outcome.error.retryable is False
+    assert receiver.final().error == outcome.error
+    assert not objects.exists(f"{objects.prefix}/elsewhere.mp4")
+    assert not objects.exists(out_key)
+    assert list(work_dir.iterdir()) == []
+
+
+def test_a_deadline_that_passes_mid_render_stops_the_job(
+    renderers: RendererCache,
+    objects: S3Objects,
+    receiver: CallbackReceiver,
+    secret: str,
+    media: tuple[bytes, bytes],
+    worker_settings: WorkerSettings,
+    work_dir: Path,
+    tmp_path: Path,
+) -> None:
+    # 2 s of audio at 100 denoising steps take well over 2.5 s on this CPU.
+    longer = write_speech_wav(tmp_path / "longer.wav", duration_s=2.0).read_bytes()
+    request, out_key = _job(
+        objects, receiver, secret, (longer, media[1]), deadline_s=2.5, max_duration_s=2.0
+    )
+    params = request.params.model_copy(update={"sample_steps": 100})
+    request = request.model_copy(update={"params": params})
+    outcome = run_job(request, renderers=renderers.get, settings=worker_settings)
+
+    assert outcome.state == "failed"
+    assert outcome.error.code == ErrorCode.DEADLINE_EXCEEDED
+    assert receiver.types()[0] == "job.started"
+    stages = {e.stage for e in receiver.events if e.type == "job.progress"}
+    assert stages & RENDER_STAGES, f"the render never started: {stages}"
+    assert receiver.final().error.code == ErrorCode.DEADLINE_EXCEEDED
+    assert not objects.exists(out_key)
+    assert list(work_dir.iterdir()) == []

@@ -47,13 +47,9 @@ def reconcile(
                 logger.warning("Modal unreachable; retry next run", extra={"job_id": job.job_id})
                 summary.deferred += 1
                 continue
-            settled = settle_job(
-                services,
-                job.job_id,
-                JobStatus.FAILED,
-                error=JobFailure(code=exc.code, message=exc.message, retryable=True),
-            )
-        summary.settled += settled
+            failure = JobFailure(code=exc.code, message=exc.message, retryable=True)
+            settled = settle_job(services, job.job_id, JobStatus.FAILED, error=failure) is not None
+        summary.settled += int(settled)
     logger.info("reconciled", extra=summary.model_dump())
     return summary
 

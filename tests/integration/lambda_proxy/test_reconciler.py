@@ -1,0 +1,93 @@
+"""The scheduled reconciler settles overdue jobs from what the real internal API says."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from aws.lambda_proxy.handlers import reconciler
+from aws.lambda_proxy.jobs.models import iso, utc_now
+from aws.lambda_proxy.reconcile.reconciler import reconcile
+from scripts.local_stack.gateway import LambdaContext
+from tests.integration.lambda_proxy.conftest import Proxy, free_port
+from tests.integration.lambda_proxy.events import scheduler_event
+from tests.integration.lambda_proxy.test_modal_and_webhooks import modal_at
+
+pytestmark = pytest.mark.stack
+
+
+def make_overdue(proxy: Proxy, job_id: str, *, by: timedelta = timedelta(minutes=10)) -> None:
+    """Move the job's deadline into the past (the reconciler's only trigger)."""
+    proxy.services.dynamodb.update_item(
+        TableName=proxy.services.settings.jobs_table_name,
+        Key={"job_id": {"S": job_id}},
+        UpdateExpression="SET deadline = :past",
+        ExpressionAttributeValues={":past": {"S": iso(utc_now() - by)}},
+    )
+
+
+def run_reconciler() -> dict[str, int]:
+    return reconciler.handler(scheduler_event(), LambdaContext(function_name="reconciler"))
+
+
+def test_a_job_still_running_past_its_deadline_is_cancelled_and_failed(proxy: Proxy) -> None:
+    job_id = proxy.submit()
+    on_time = proxy.submit()
+    make_overdue(proxy, job_id)
+
+    summary = run_reconciler()
+    assert summary["settled"] >= 1
+    job = proxy.services.jobs.get(job_id)
+    assert job.status.value == "failed"
+    assert job.error is not None
+    assert job.error.code == "deadline_exceeded"
+    assert proxy.services.modal.get_job(job.call_id).state.value == "cancelled"
+    assert proxy.services.jobs.get(on_time).status.value == "queued"
+
+
+def test_a_call_cancelled_at_modal_is_settled_as_cancelled(proxy: Proxy) -> None:
+    job_id = proxy.submit()
+    proxy.services.modal.cancel_job(proxy.services.jobs.get(job_id).call_id)
+    make_overdue(proxy, job_id)
+    run_reconciler()
+    assert proxy.services.jobs.get(job_id).status.value == "cancelled"
+
+
+def test_a_job_never_dispatched_is_failed(proxy: Proxy) -> None:
+    job_id = proxy.submit()
+    proxy.services.dynamodb.update_item(
+        TableName=proxy.services.settings.jobs_table_name,
+        Key={"job_id": {"S": job_id}},
+        UpdateExpression="REMOVE call_id",
+    )
+    make_overdue(proxy, job_id)
+    run_reconciler()
+    job = proxy.services.jobs.get(job_id)
+    assert job.status.value == "failed"
+    assert job.error is not None
+    assert "never dispatched" in job.error.message
+
+
+def test_modal_unreachable_defers_then_fails_a_very_late_job(proxy: Proxy) -> None:
+    late = proxy.submit()
+    very_late = proxy.submit()
+    make_overdue(proxy, late)
+    make_overdue(proxy, very_late, by=timedelta(hours=3))
+    with modal_at(proxy, f"http://127.0.0.1:{free_port()}") as services:
+        summary = reconcile(services)
+    assert summary.deferred >= 1
+    assert proxy.services.jobs.get(late).status.value == "queued"
+    job = proxy.services.jobs.get(very_late)
+    assert job.status.value == "failed"
+    assert job.error is not None
+    assert job.error.code == "modal_unavailable"
+
+
+def test_settled_jobs_leave_the_overdue_index(proxy: Proxy) -> None:
+    job_id = proxy.submit()
+    make_overdue(proxy, job_id)
+    run_reconciler()
+    overdue = proxy.services.jobs.overdue(now_iso=iso(utc_now()))
+    assert job_id not in {job.job_id for job in overdue}
+    assert proxy.services.jobs.get(job_id).status.final

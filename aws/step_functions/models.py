@@ -1,9 +1,10 @@
 """What the batch state machine and its handler exchange.
 
-The execution input is a :class:`BatchRequest`; the queue carries three message types, one per
-waiting state of the definition (``plan``, ``item``, ``summarize``), each with the task token the
-handler must complete. Item records in S3 are written by the state machine itself, so that a
-heartbeat timeout, which no handler sees, is recorded like any other failure.
+The execution input is a :class:`BatchRequest`. The queue carries one message type per waiting
+state of the definition (``plan``, ``item``, ``summarize``), each with the task token the handler
+must complete, and ``cancel`` (no token) after an item's task timed out. Item records in S3 are
+written by the state machine itself, so that a heartbeat timeout, which no handler sees, is
+recorded like any other failure.
 """
 
 from __future__ import annotations
@@ -120,7 +121,18 @@ class ItemMessage(_Strict):
     index: int = Field(ge=0)
     item: PlannedItem
     execution: Execution
+    config: BatchConfig
     request: BatchRequest
+
+
+class CancelMessage(_Strict):
+    """Sent (without a token) when an item's task timed out: its jobs may still be running."""
+
+    type: Literal["cancel"]
+    index: int = Field(ge=0)
+    execution: Execution
+    config: BatchConfig
+    tenant_id: str = Field(pattern=TENANT_PATTERN)
 
 
 class SummarizeMessage(_Strict):
@@ -138,7 +150,9 @@ class SummarizeMessage(_Strict):
 class BatchMessage(BaseModel):
     """Any queue message, told apart by ``type``."""
 
-    message: Annotated[PlanMessage | ItemMessage | SummarizeMessage, Field(discriminator="type")]
+    message: Annotated[
+        PlanMessage | ItemMessage | SummarizeMessage | CancelMessage, Field(discriminator="type")
+    ]
 
 
 class FailedItem(_Strict):

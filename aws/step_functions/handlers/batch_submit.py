@@ -1,9 +1,10 @@
-"""The batch queue consumer: plans batches, submits items as jobs, summarizes batches.
+"""The batch queue consumer: plans batches, submits items as jobs, summarizes batches, and
+cancels the jobs of items whose task timed out.
 
-Every message carries a Step Functions task token. An expected failure (a bad batch input, a bad
-item, a refused submission) completes that token with ``SendTaskFailure`` and a stable code, so
-it fails only its own item (or batch); the SQS record counts as processed. Anything unexpected,
-including Step Functions being unreachable, fails only the SQS record
+Every message but ``cancel`` carries a Step Functions task token. An expected failure (a bad batch
+input, a bad item, a refused submission) completes that token with ``SendTaskFailure`` and a
+stable code, so it fails only its own item (or batch); the SQS record counts as processed.
+Anything unexpected, including Step Functions being unreachable, fails only the SQS record
 (``ReportBatchItemFailures``): SQS redelivers it, and after ``maxReceiveCount`` it lands in the
 dead-letter queue while the task's heartbeat timeout fails the item in the state machine.
 
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.batch import (
@@ -23,18 +26,22 @@ from aws_lambda_powertools.utilities.batch import (
     EventType,
     process_partial_response,
 )
+from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from aws.lambda_proxy.api.models import GenerateVideoRequest, InputSpec, OutputSpec
 from aws.lambda_proxy.auth.models import SCOPE_WRITE, TenantContext
-from aws.lambda_proxy.jobs.exceptions import SubmitError
+from aws.lambda_proxy.jobs.cancel import cancel_job
+from aws.lambda_proxy.jobs.exceptions import JobFinalError, JobNotFoundError, SubmitError
 from aws.lambda_proxy.jobs.models import BatchItem
 from aws.lambda_proxy.jobs.submit import submit_job
 from aws.lambda_proxy.observability import logger
 from aws.lambda_proxy.services import Services, get_services
 from aws.step_functions.exceptions import BatchError
+from aws.step_functions.item_jobs import item_job_ids, record_job
 from aws.step_functions.models import (
     BatchMessage,
+    CancelMessage,
     ItemMessage,
     PlanMessage,
     SummarizeMessage,
@@ -47,6 +54,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 MAX_CAUSE = 32768
+_TASK_GONE = frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"})
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
@@ -70,8 +78,10 @@ def record_handler(record: SQSRecord) -> None:
         _plan(services, message)
     elif isinstance(message, ItemMessage):
         _submit_item(services, message)
-    else:
+    elif isinstance(message, SummarizeMessage):
         _summarize(services, message)
+    else:
+        _cancel_item(services, message)
 
 
 def _plan(services: Services, message: PlanMessage) -> None:
@@ -133,8 +143,30 @@ def _submit_item(services: Services, message: ItemMessage) -> None:
         }
         _fail(services, message.task_token, exc.code, cause)
         return
-    # The token now waits on the job: callbacks heartbeat it and settle it.
+    # The token now waits on the job: callbacks heartbeat it and settle it. If this write fails
+    # the record is redelivered, and the idempotent submit returns the same job.
+    record_job(
+        services.s3,
+        message.config,
+        message.execution,
+        index=message.index,
+        attempt=message.attempt,
+        job_id=job.job_id,
+    )
     logger.info("batch item submitted", extra={**context, "job_id": job.job_id})
+
+
+def _cancel_item(services: Services, message: CancelMessage) -> None:
+    """The item's task timed out: stop whatever it still has running on Modal."""
+    for job_id in item_job_ids(services.s3, message.config, message.execution, message.index):
+        try:
+            cancel_job(services, job_id, message.tenant_id)
+        except (JobFinalError, JobNotFoundError):
+            continue
+        logger.info(
+            "timed-out batch item cancelled",
+            extra={"execution": message.execution.name, "index": message.index, "job_id": job_id},
+        )
 
 
 def _summarize(services: Services, message: SummarizeMessage) -> None:
@@ -163,10 +195,24 @@ def _idempotency_key(message: ItemMessage) -> str:
 
 
 def _succeed(services: Services, token: str, output: dict[str, Any]) -> None:
-    services.stepfunctions.send_task_success(taskToken=token, output=json.dumps(output))
+    with _unless_task_gone():
+        services.stepfunctions.send_task_success(taskToken=token, output=json.dumps(output))
 
 
 def _fail(services: Services, token: str, error: str, cause: dict[str, Any]) -> None:
-    services.stepfunctions.send_task_failure(
-        taskToken=token, error=error[:256], cause=json.dumps(cause)[:MAX_CAUSE]
-    )
+    with _unless_task_gone():
+        services.stepfunctions.send_task_failure(
+            taskToken=token, error=error[:256], cause=json.dumps(cause)[:MAX_CAUSE]
+        )
+
+
+@contextmanager
+def _unless_task_gone() -> Iterator[None]:
+    """A task that timed out or whose execution stopped cannot be answered: nothing to retry."""
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response["Error"]["Code"]
+        if code not in _TASK_GONE:
+            raise
+        logger.warning("the task no longer waits", extra={"code": code})

@@ -208,6 +208,17 @@ def test_heartbeat_timeout_is_recorded_and_fails_an_intolerant_batch(world: Batc
     assert record["failure"]["Error"] == "States.HeartbeatTimeout"
     assert record["item"]["audio_s3_url"].endswith("lou.wav")
 
+    # The timed-out item's job may still be rendering: the batch cancels it on the GPU side.
+    [call_id] = [call for call, req in world.runner.requests.items() if req is silent[0]]
+    deadline = time.monotonic() + 30
+    while call_id not in world.runner.cancelled and time.monotonic() < deadline:
+        world.queue.poll(wait_s=1)
+    assert call_id in world.runner.cancelled
+    job = world.stack.client("dynamodb").get_item(
+        TableName=world.stack.tables["jobs"], Key={"job_id": {"S": silent[0].job_id}}
+    )["Item"]
+    assert job["status"]["S"] == "cancelled"
+
 
 def test_unreadable_manifest_refuses_the_batch_before_any_submission(world: BatchWorld) -> None:
     run = uuid.uuid4().hex[:8]

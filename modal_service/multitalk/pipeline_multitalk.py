@@ -10,25 +10,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
 from diffusers import AutoencoderKLWan, DiffusionPipeline, FlowMatchEulerDiscreteScheduler
 from diffusers.loaders import WanLoraLoaderMixin
 from PIL import Image
-from transformers import (
-    CLIPImageProcessor,
-    CLIPVisionModel,
-    PreTrainedTokenizerBase,
-    UMT5EncoderModel,
-)
 
 from modal_service.multitalk.audio_encoder import clip_audio_windows
 from modal_service.multitalk.color import match_colors
 from modal_service.multitalk.scheduling import set_multitalk_timesteps
 from modal_service.multitalk.streaming import ClipStrategy
 from modal_service.multitalk.transformer_multitalk import MultiTalkTransformer3DModel
+
+if TYPE_CHECKING:  # CLIPImageProcessor resolves to a fallback class, with a warning, when imported
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionModel,
+        PreTrainedTokenizerBase,
+        UMT5EncoderModel,
+    )
 
 TEXT_LENGTH = 512  # UMT5 context length the Wan cross-attention is built for
 

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from modal_service.multitalk.audio_encoder import clip_audio_windows
+from modal_service.multitalk.renderer import Renderer
+
+
+def test_features_are_25_fps_with_every_encoder_layer(tiny: Renderer) -> None:
+    encoder = tiny.audio_encoder
+    samples = np.random.default_rng(0).standard_normal(int(16_000 * 2.2)).astype(np.float32) * 0.1
+    features = encoder.encode(samples)
+    config = encoder.model.config
+    assert features.shape == (55, config.num_hidden_layers, config.hidden_size)
+
+    # The same computation by hand: CNN -> resample to 25 fps -> projection -> each encoder layer.
+    model = encoder.model
+    values = encoder.feature_extractor(
+        samples, sampling_rate=16_000, return_tensors="pt"
+    ).input_values
+    with torch.no_grad():
+        extracted = values[:, None]
+        for conv in model.feature_extractor.conv_layers:
+            extracted = conv(extracted)
+        extracted = F.interpolate(extracted, size=55, mode="linear", align_corners=True)
+        hidden, _ = model.feature_projection(extracted.transpose(1, 2))
+        hidden = model.encoder.layer_norm(hidden + model.encoder.pos_conv_embed(hidden))
+        for index, layer in enumerate(model.encoder.layers):
+            out = layer(hidden)
+            hidden = out[0] if isinstance(out, tuple) else out
+            torch.testing.assert_close(features[:, index], hidden[0], atol=1e-5, rtol=1e-5)
+
+
+def test_clip_windows_centre_clamp_and_mirror() -> None:
+    features = torch.arange(10, dtype=torch.float32)[:, None, None]  # frame i holds value i
+    windows = clip_audio_windows(features, start=0, count=3)
+    assert windows[:, :, 0, 0].tolist() == [[0, 0, 0, 1, 2], [0, 0, 1, 2, 3], [0, 1, 2, 3, 4]]
+    tail = clip_audio_windows(features, start=8, count=4)  # frames 8..11; 10 and 11 mirror 8 and 7
+    assert tail[:, 2, 0, 0].tolist() == [8, 9, 8, 7]
+    assert tail.shape == (4, 5, 1, 1)

@@ -27,6 +27,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from standardwebhooks import Webhook
 
 from aws.step_functions.handlers import batch_submit
+from aws.step_functions.render import render_definition
 from modal_service.contracts import (
     CallState,
     CreateJobRequest,
@@ -41,6 +42,35 @@ from modal_service.contracts import (
 )
 from scripts.local_stack import StackInfo
 from scripts.local_stack.gateway import LambdaContext
+
+ROLE_ARN = "arn:aws:iam::123456789012:role/multitalk-batch"
+RESULTS_PREFIX = "batch-results/"
+
+
+def state_machine(stack: StackInfo, **overrides: Any) -> str:
+    """Create a state machine from the rendered template (the test defaults, then ``overrides``)."""
+    values = {
+        "submit_queue_url": stack.queues["batch_submit"],
+        "results_bucket": stack.buckets["data"],
+        "results_prefix": RESULTS_PREFIX,
+        "max_concurrency": 3,
+        "tolerated_failure_percentage": 40,
+        "heartbeat_seconds": 60,
+        "task_timeout_seconds": 300,
+    } | overrides
+    return stack.client("stepfunctions").create_state_machine(
+        name=f"batch-{uuid.uuid4().hex[:8]}",
+        definition=json.dumps(render_definition(values)),
+        roleArn=ROLE_ARN,
+    )["stateMachineArn"]
+
+
+def put(stack: StackInfo, key: str, content_type: str, body: bytes = b"RIFF....WAVE") -> str:
+    """Upload an object to the data bucket; returns its s3:// URL."""
+    bucket = stack.buckets["data"]
+    stack.s3_client().put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+    return f"s3://{bucket}/{key}"
+
 
 MP4_BYTES = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + b"\x00" * 64
 

@@ -11,39 +11,12 @@ from typing import Any
 
 import pytest
 
-from aws.step_functions.render import render_definition
 from modal_service.contracts import CreateJobRequest, ErrorCode
 
 from .conftest import BatchWorld
-from .harness import MP4_BYTES, audio_key
+from .harness import MP4_BYTES, RESULTS_PREFIX, audio_key, put, state_machine
 
 pytestmark = pytest.mark.stack
-
-ROLE_ARN = "arn:aws:iam::123456789012:role/multitalk-batch"
-RESULTS_PREFIX = "batch-results/"
-
-
-def _state_machine(world: BatchWorld, **overrides: Any) -> str:
-    values = {
-        "submit_queue_url": world.stack.queues["batch_submit"],
-        "results_bucket": world.stack.buckets["data"],
-        "results_prefix": RESULTS_PREFIX,
-        "max_concurrency": 3,
-        "tolerated_failure_percentage": 40,
-        "heartbeat_seconds": 60,
-        "task_timeout_seconds": 300,
-    } | overrides
-    return world.stack.client("stepfunctions").create_state_machine(
-        name=f"batch-{uuid.uuid4().hex[:8]}",
-        definition=json.dumps(render_definition(values)),
-        roleArn=ROLE_ARN,
-    )["stateMachineArn"]
-
-
-def _put(world: BatchWorld, key: str, content_type: str, body: bytes = b"RIFF....WAVE") -> str:
-    bucket = world.stack.buckets["data"]
-    world.stack.s3_client().put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
-    return f"s3://{bucket}/{key}"
 
 
 def _run(world: BatchWorld, machine: str, request: dict[str, Any], act, timeout_s: float = 120):
@@ -88,15 +61,15 @@ def test_prefix_batch_tolerates_a_bad_item_and_summarizes(world: BatchWorld) -> 
     inputs = f"tenants/acme/inputs/batch-{run}/"
     outputs = f"tenants/acme/outputs/batch-{run}/"
     for name in ("anna", "ben", "dora"):
-        _put(world, f"{inputs}{name}.wav", "audio/wav")
-    _put(world, f"{inputs}anna.png", "image/png", b"\x89PNG-anna")
-    _put(world, f"{inputs}dora.jpg", "image/jpeg", b"\xff\xd8-dora")
-    shared = _put(world, f"{inputs}shared/portrait.png", "image/png", b"\x89PNG-shared")
+        put(world.stack, f"{inputs}{name}.wav", "audio/wav")
+    put(world.stack, f"{inputs}anna.png", "image/png", b"\x89PNG-anna")
+    put(world.stack, f"{inputs}dora.jpg", "image/jpeg", b"\xff\xd8-dora")
+    shared = put(world.stack, f"{inputs}shared/portrait.png", "image/png", b"\x89PNG-shared")
     # Bad item: named like audio, but it is a web page; the submit path refuses it.
-    _put(world, f"{inputs}carl.wav", "text/html", b"<html>not audio</html>")
+    put(world.stack, f"{inputs}carl.wav", "text/html", b"<html>not audio</html>")
     # This one is accepted, then the worker reports that it cannot decode it.
-    _put(world, f"{inputs}erin.wav", "audio/wav")
-    _put(world, f"{inputs}notes.txt", "text/plain", b"not an item")
+    put(world.stack, f"{inputs}erin.wav", "audio/wav")
+    put(world.stack, f"{inputs}notes.txt", "text/plain", b"not an item")
 
     def act(job_request: CreateJobRequest) -> None:
         key = audio_key(job_request)
@@ -114,7 +87,7 @@ def test_prefix_batch_tolerates_a_bad_item_and_summarizes(world: BatchWorld) -> 
         "output": {"s3_bucket": world.stack.buckets["data"], "s3_prefix": outputs},
         "options": {"model": "tiny", "video_length": 5},
     }
-    finished = _run(world, _state_machine(world), request, act)
+    finished = _run(world, state_machine(world.stack), request, act)
 
     assert finished["status"] == "SUCCEEDED", _failure_events(world, finished["executionArn"])
     summary = json.loads(finished["output"])
@@ -168,13 +141,13 @@ def test_heartbeat_timeout_is_recorded_and_fails_an_intolerant_batch(world: Batc
     run = uuid.uuid4().hex[:8]
     inputs = f"tenants/acme/inputs/manifest-{run}/"
     bucket = world.stack.buckets["data"]
-    portrait = _put(world, f"{inputs}portrait.png", "image/png", b"\x89PNG")
+    portrait = put(world.stack, f"{inputs}portrait.png", "image/png", b"\x89PNG")
     rows = [
-        {"id": "talks", "audio_s3_url": _put(world, f"{inputs}kim.wav", "audio/wav")},
-        {"id": "silent", "audio_s3_url": _put(world, f"{inputs}lou.wav", "audio/wav")},
+        {"id": "talks", "audio_s3_url": put(world.stack, f"{inputs}kim.wav", "audio/wav")},
+        {"id": "silent", "audio_s3_url": put(world.stack, f"{inputs}lou.wav", "audio/wav")},
     ]
-    manifest = _put(
-        world,
+    manifest = put(
+        world.stack,
         f"{inputs}batch.jsonl",
         "application/x-ndjson",
         "\n".join(json.dumps(row) for row in rows).encode() + b"\n",
@@ -193,7 +166,7 @@ def test_heartbeat_timeout_is_recorded_and_fails_an_intolerant_batch(world: Batc
         "output": {"s3_bucket": bucket, "s3_prefix": f"tenants/acme/outputs/manifest-{run}/"},
         "options": {"model": "tiny"},
     }
-    machine = _state_machine(world, tolerated_failure_percentage=0, heartbeat_seconds=4)
+    machine = state_machine(world.stack, tolerated_failure_percentage=0, heartbeat_seconds=4)
     finished = _run(world, machine, request, act)
 
     assert finished["status"] == "FAILED"
@@ -223,9 +196,9 @@ def test_heartbeat_timeout_is_recorded_and_fails_an_intolerant_batch(world: Batc
 def test_unreadable_manifest_refuses_the_batch_before_any_submission(world: BatchWorld) -> None:
     run = uuid.uuid4().hex[:8]
     inputs = f"tenants/acme/inputs/csv-{run}/"
-    audio = _put(world, f"{inputs}mia.wav", "audio/wav")
-    manifest = _put(
-        world,
+    audio = put(world.stack, f"{inputs}mia.wav", "audio/wav")
+    manifest = put(
+        world.stack,
         f"{inputs}batch.csv",
         "text/csv",
         f"audio_s3_url,prompt\n{audio},hello\nnot-an-s3-url,oops\n".encode(),
@@ -236,7 +209,7 @@ def test_unreadable_manifest_refuses_the_batch_before_any_submission(world: Batc
         "source": {"manifest": manifest},
         "output": {"s3_bucket": world.stack.buckets["data"], "s3_prefix": "tenants/acme/outputs/"},
     }
-    finished = _run(world, _state_machine(world), request, lambda _: None)
+    finished = _run(world, state_machine(world.stack), request, lambda _: None)
 
     assert finished["status"] == "FAILED"
     assert finished["error"] == "manifest_invalid"
@@ -251,7 +224,7 @@ def test_a_tenant_cannot_batch_another_tenants_prefix(world: BatchWorld) -> None
         "source": {"prefix": f"s3://{bucket}/tenants/acme/inputs/"},
         "output": {"s3_bucket": bucket, "s3_prefix": "tenants/globex/outputs/"},
     }
-    finished = _run(world, _state_machine(world), request, lambda _: None)
+    finished = _run(world, state_machine(world.stack), request, lambda _: None)
 
     assert finished["status"] == "FAILED"
     assert finished["error"] == "s3_location_forbidden"

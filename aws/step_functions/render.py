@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 TEMPLATE_PATH = Path(__file__).with_name("batch.asl.json.tftpl")
 
@@ -43,6 +43,13 @@ class BatchTemplateValues(BaseModel):
     tolerated_failure_percentage: float = Field(ge=0, le=100)
     heartbeat_seconds: int = Field(ge=1, le=86400)
     task_timeout_seconds: int = Field(ge=1, le=31536000)
+
+    @model_validator(mode="after")
+    def _heartbeat_within_timeout(self) -> BatchTemplateValues:
+        # Step Functions refuses a definition whose HeartbeatSeconds is not below TimeoutSeconds.
+        if self.heartbeat_seconds >= self.task_timeout_seconds:
+            raise ValueError("heartbeat_seconds must be less than task_timeout_seconds")
+        return self
 
 
 def _format(value: Any) -> str:

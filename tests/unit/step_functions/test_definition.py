@@ -139,6 +139,7 @@ def test_renderer_refuses_what_terraform_would_read_differently(
         ("max_concurrency", 0),
         ("tolerated_failure_percentage", 101),
         ("submit_queue_url", "sqs://queue"),
+        ("heartbeat_seconds", 7200),  # must be below task_timeout_seconds
     ],
 )
 def test_values_are_checked(field: str, value: Any) -> None:

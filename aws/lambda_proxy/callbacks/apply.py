@@ -11,13 +11,9 @@ from __future__ import annotations
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
 from pydantic import BaseModel, ConfigDict
 
+from aws.lambda_proxy.idempotency import make_idempotent
 from aws.lambda_proxy.jobs.models import JobFailure, JobStatus, Progress
 from aws.lambda_proxy.jobs.settle import send_heartbeat, settle_job, settle_succeeded
 from aws.lambda_proxy.observability import logger
@@ -51,26 +47,18 @@ def _mark_duplicate(response: Any, _: DataRecord) -> Any:
 
 @cache
 def _apply_once(services: Services) -> Any:
-    persistence = DynamoDBPersistenceLayer(
-        table_name=services.settings.idempotency_table_name, boto3_client=services.dynamodb
-    )
-    config = IdempotencyConfig(
-        event_key_jmespath="[job_id, webhook_id]",
-        # Past twice the tolerance a replay is refused by its timestamp anyway.
-        expires_after_seconds=max(3600, 2 * services.settings.callback_tolerance_s),
-        raise_on_no_idempotency_key=True,
-        response_hook=_mark_duplicate,
-    )
-
     def apply_delivery(delivery: Delivery) -> dict[str, Any]:
         delivery = Delivery.model_validate(delivery)
         return apply_event(services, delivery.job_id, delivery.event)
 
-    return idempotent_function(
+    return make_idempotent(
+        services,
         apply_delivery,
         data_keyword_argument="delivery",
-        persistence_store=persistence,
-        config=config,
+        key_jmespath="[job_id, webhook_id]",
+        # Past twice the tolerance a replay is refused by its timestamp anyway.
+        expires_after_seconds=max(3600, 2 * services.settings.callback_tolerance_s),
+        response_hook=_mark_duplicate,
     )
 
 

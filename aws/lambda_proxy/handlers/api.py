@@ -19,6 +19,7 @@ from aws.lambda_proxy.auth.exceptions import TenantNotConfiguredError
 from aws.lambda_proxy.auth.models import SCOPE_READ, SCOPE_WRITE
 from aws.lambda_proxy.auth.verifier import require_scope
 from aws.lambda_proxy.exceptions import BadRequestError, ProxyError
+from aws.lambda_proxy.idempotency import register_lambda_context
 from aws.lambda_proxy.observability import logger, metrics, tracer
 from aws.lambda_proxy.services import get_services
 
@@ -68,6 +69,7 @@ def authorize(event: dict[str, Any]) -> None:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    register_lambda_context(context)
     try:
         authorize(event)
     except ProxyError as error:

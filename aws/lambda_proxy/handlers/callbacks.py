@@ -25,6 +25,7 @@ from aws.lambda_proxy.callbacks.apply import Delivery, apply_delivery
 from aws.lambda_proxy.callbacks.exceptions import CallbackInvalidError
 from aws.lambda_proxy.callbacks.verify import sign_headers, verify_signature
 from aws.lambda_proxy.exceptions import BadRequestError, ConflictError, ProxyError
+from aws.lambda_proxy.idempotency import register_lambda_context
 from aws.lambda_proxy.jobs.exceptions import JobFinalError, JobNotFoundError
 from aws.lambda_proxy.jobs.submit import signed_urls
 from aws.lambda_proxy.observability import logger, metrics, tracer
@@ -103,4 +104,5 @@ def _proxy_error(error: ProxyError) -> Response:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    register_lambda_context(context)
     return app.resolve(event, context)

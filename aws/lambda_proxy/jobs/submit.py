@@ -39,11 +39,6 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyPersistenceLayerError,
@@ -54,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from aws.lambda_proxy.api.models import GenerateVideoRequest
 from aws.lambda_proxy.auth.models import TenantContext
 from aws.lambda_proxy.exceptions import BadRequestError, ForbiddenError, ProxyError
+from aws.lambda_proxy.idempotency import make_idempotent
 from aws.lambda_proxy.jobs.exceptions import SubmitError
 from aws.lambda_proxy.jobs.models import (
     BatchItem,
@@ -150,24 +146,17 @@ class Submission(BaseModel):
 @cache
 def _idempotent_submit(services: Services) -> Any:
     """The powertools-idempotent variant of :func:`_submit`, one per service graph."""
-    persistence = DynamoDBPersistenceLayer(
-        table_name=services.settings.idempotency_table_name, boto3_client=services.dynamodb
-    )
-    config = IdempotencyConfig(
-        event_key_jmespath="[tenant.tenant_id, idempotency_key]",
-        payload_validation_jmespath="request",
-        expires_after_seconds=services.settings.idempotency_ttl_s,
-        raise_on_no_idempotency_key=True,
-    )
 
     def submit_once(submission: Submission) -> str:
         return _submit(services, Submission.model_validate(submission)).job_id
 
-    return idempotent_function(
+    return make_idempotent(
+        services,
         submit_once,
         data_keyword_argument="submission",
-        persistence_store=persistence,
-        config=config,
+        key_jmespath="[tenant.tenant_id, idempotency_key]",
+        validation_jmespath="request",
+        expires_after_seconds=services.settings.idempotency_ttl_s,
     )
 
 

@@ -87,8 +87,10 @@ class Settings(BaseModel):
     modal_api_url: str = Field(min_length=8)
     modal_proxy_token_secret_arn: str | None = None
     """Secrets Manager JSON ``{"token_id", "token_secret"}`` sent as Modal-Key/Modal-Secret."""
-    modal_timeout_s: float = Field(default=10.0, gt=0, le=60)
-    modal_max_attempts: int = Field(default=4, ge=1, le=10)
+    # Defaults keep the worst case (3 x 5 s + backoff) inside API Gateway's 30 s together with a
+    # caller webhook for the failure (3 x 3 s + backoff).
+    modal_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    modal_max_attempts: int = Field(default=3, ge=1, le=10)
     modal_backoff_base_s: float = Field(default=0.25, ge=0, le=10)
 
     # --- Callbacks (Modal -> AWS) -------------------------------------------------------------
@@ -98,7 +100,7 @@ class Settings(BaseModel):
 
     # --- Caller webhooks (AWS -> caller) ------------------------------------------------------
     webhook_max_attempts: int = Field(default=3, ge=1, le=10)
-    webhook_timeout_s: float = Field(default=5.0, gt=0, le=30)
+    webhook_timeout_s: float = Field(default=3.0, gt=0, le=30)
     webhook_backoff_base_s: float = Field(default=0.5, ge=0, le=30)
 
     # --- Pre-signing and limits ---------------------------------------------------------------

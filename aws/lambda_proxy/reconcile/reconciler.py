@@ -37,11 +37,16 @@ def reconcile(
     now = now or utc_now()
     grace = timedelta(seconds=services.settings.reconcile_grace_s)
     summary = ReconcileSummary()
+    modal_down: ModalUnavailableError | None = None
     for job in services.jobs.overdue(now_iso=iso(now - grace), limit=limit):
         summary.examined += 1
         try:
+            if modal_down is not None:
+                raise modal_down  # one outage per run is enough: do not wait on Modal per job
             settled = _settle_overdue(services, job)
         except (ModalUnavailableError, ModalRejectedError) as exc:
+            if isinstance(exc, ModalUnavailableError):
+                modal_down = exc
             overdue_by = now - datetime.fromisoformat(job.deadline)
             if overdue_by < timedelta(seconds=services.settings.job_deadline_s):
                 logger.warning("Modal unreachable; retry next run", extra={"job_id": job.job_id})

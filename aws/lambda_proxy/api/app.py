@@ -7,6 +7,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
 from aws.lambda_proxy.api.models import Health
 from aws.lambda_proxy.api.problems import PROBLEM_CONTENT_TYPE, problem_body, problem_response
@@ -37,6 +38,7 @@ def openapi() -> Response[str]:
     schema = app.get_openapi_json_schema(
         title=TITLE,
         version=VERSION,
+        security_schemes={"bearer": HTTPBearer(bearerFormat="JWT")},
         description=(
             "Talking-head videos from audio and a portrait in S3. Every route except /health "
             "and /openapi.json needs `Authorization: Bearer <JWT>` with the videos:read (GET) "

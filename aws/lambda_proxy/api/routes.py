@@ -25,6 +25,8 @@ from aws.lambda_proxy.services import get_services
 from modal_service.contracts import JOB_ID_PATTERN
 
 router = Router()
+# OpenAPI documentation only: the handler enforces it before routing.
+BEARER = [{"bearer": []}]
 _JOB_ID = re.compile(JOB_ID_PATTERN)
 _IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
@@ -49,6 +51,7 @@ def _job_id(job_id: str) -> str:
         }
     },
     tags=["jobs"],
+    security=BEARER,
 )
 def generate_video(request: GenerateVideoRequest) -> Response[GenerateVideoResponse]:
     key = router.current_event.headers.get("idempotency-key")
@@ -72,13 +75,18 @@ def generate_video(request: GenerateVideoRequest) -> Response[GenerateVideoRespo
     )
 
 
-@router.get("/jobs/<job_id>", summary="A job's status, progress and result", tags=["jobs"])
+@router.get(
+    "/jobs/<job_id>",
+    summary="A job's status, progress and result",
+    tags=["jobs"],
+    security=BEARER,
+)
 def get_job(job_id: str) -> JobView:
     job = get_services().jobs.get(_job_id(job_id), tenant_id=_tenant().tenant_id)
     return JobView.of(job)
 
 
-@router.get("/jobs", summary="The caller's jobs, newest first", tags=["jobs"])
+@router.get("/jobs", summary="The caller's jobs, newest first", tags=["jobs"], security=BEARER)
 def list_jobs(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     next_token: Annotated[str | None, Query(max_length=2048)] = None,
@@ -90,7 +98,7 @@ def list_jobs(
     return JobList(jobs=[JobView.of(job) for job in jobs], next_token=cursor)
 
 
-@router.delete("/jobs/<job_id>", summary="Cancel a job", tags=["jobs"])
+@router.delete("/jobs/<job_id>", summary="Cancel a job", tags=["jobs"], security=BEARER)
 def delete_job(job_id: str) -> JobView:
     job = cancel_job(get_services(), _job_id(job_id), _tenant().tenant_id)
     return JobView.of(job)

@@ -40,6 +40,17 @@ AWS_CREDENTIAL_VARIABLES = (
 EXIT_REFUSED = 3
 
 
+def hide_aws_sdk() -> None:
+    """Make boto3/botocore unimportable in this process, as they are in the Modal image.
+
+    Nothing here imports them, but some dependencies load them on their own when installed
+    (accelerate does, for its SageMaker commands). A development environment has them for the
+    AWS side; the worker process must not carry them either way.
+    """
+    for name in ("boto3", "botocore"):
+        sys.modules[name] = None  # type: ignore[assignment]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m modal_service.worker")
     parser.add_argument("--outcome", type=Path, required=True)
@@ -48,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     log = logging.getLogger("modal_service.worker")
 
+    hide_aws_sdk()
     leaked = [name for name in AWS_CREDENTIAL_VARIABLES if os.environ.get(name)]
     if leaked:
         log.error("refusing to run with AWS credential variables set: %s", ", ".join(leaked))

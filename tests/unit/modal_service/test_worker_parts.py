@@ -1,0 +1,154 @@
+"""The worker's small parts: S3 refusal parsing, input sniffing, deadline/cancel, progress."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from modal_service.contracts import ErrorCode, JobProgress
+from modal_service.worker.control import JobControl
+from modal_service.worker.errors import WorkerError
+from modal_service.worker.inputs import audio_suffix, check_audio, check_image, image_suffix
+from modal_service.worker.progress import ProgressReporter
+from modal_service.worker.transfer import parse_refusal
+
+
+def _error(code: str, message: str) -> bytes:
+    return f"<Error><Code>{code}</Code><Message>{message}</Message></Error>".encode()
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expired", "transient"),
+    [
+        pytest.param(403, _error("AccessDenied", "Request has expired"), True, False, id="aws"),
+        pytest.param(
+            403, _error("RequestTimeTooSkewed", "presigned URL expired"), True, False, id="nanio"
+        ),
+        pytest.param(
+            403, _error("SignatureDoesNotMatch", "calculated"), False, False, id="tampered"
+        ),
+        pytest.param(403, _error("AccessDenied", "Access Denied"), False, False, id="denied"),
+        pytest.param(400, _error("ExpiredToken", "expired"), False, False, id="not-403"),
+        pytest.param(503, _error("SlowDown", "reduce"), False, True, id="slowdown"),
+        pytest.param(400, _error("BadDigest", "md5"), False, True, id="bad-digest"),
+        pytest.param(429, b"", False, True, id="429-no-body"),
+        pytest.param(404, b"<html>", False, False, id="404-html"),
+    ],
+)
+def test_s3_refusals_are_classified(
+    status: int, body: bytes, expired: bool, transient: bool
+) -> None:
+    refusal = parse_refusal(status, body)
+    assert refusal.expired is expired
+    assert refusal.transient is transient
+
+
+@pytest.mark.parametrize(
+    ("head", "suffix"),
+    [
+        (b"RIFF\x24\x00\x00\x00WAVEfmt ", ".wav"),
+        (b"fLaC\x00\x00\x00\x22", ".flac"),
+        (b"OggS\x00\x02", ".ogg"),
+        (b"ID3\x04\x00", ".mp3"),
+        (b"\xff\xfb\x90\x00", ".mp3"),
+        (b"\x00\x00\x00\x20ftypM4A ", ".m4a"),
+        (b"<html>", None),
+        (b"\x89PNG\r\n\x1a\n", None),
+    ],
+)
+def test_audio_is_recognised_by_its_first_bytes(head: bytes, suffix: str | None) -> None:
+    assert audio_suffix(head) == suffix
+
+
+@pytest.mark.parametrize(
+    ("head", "suffix"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00", ".png"),
+        (b"\xff\xd8\xff\xe0", ".jpg"),
+        (b"RIFF\x00\x00\x00\x00WEBPVP8 ", ".webp"),
+        (b"RIFF\x24\x00\x00\x00WAVE", None),
+        (b"GIF89a", None),
+    ],
+)
+def test_images_are_recognised_by_their_first_bytes(head: bytes, suffix: str | None) -> None:
+    assert image_suffix(head) == suffix
+
+
+def test_checks_name_the_input_and_give_stable_codes(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    with pytest.raises(WorkerError) as audio:
+        check_audio(empty, "audio 2")
+    assert (audio.value.code, audio.value.retryable) == (ErrorCode.AUDIO_INVALID, False)
+    assert "audio 2" in audio.value.message
+    text = tmp_path / "text"
+    text.write_bytes(b"hello world, not a picture")
+    with pytest.raises(WorkerError) as image:
+        check_image(text, "the image")
+    assert image.value.code == ErrorCode.IMAGE_INVALID
+
+
+def test_control_names_the_reason_to_stop() -> None:
+    control = JobControl(datetime.now(UTC) + timedelta(minutes=1))
+    assert not control.should_stop()
+    control.check()
+    assert 0 < control.timeout(5.0) <= 5.0
+    control.cancel()
+    assert control.should_stop()
+    with pytest.raises(WorkerError) as cancelled:
+        control.check()
+    assert cancelled.value.code == ErrorCode.CANCELLED
+
+    late = JobControl(datetime.now(UTC) - timedelta(seconds=1))
+    assert late.should_stop()
+    with pytest.raises(WorkerError) as expired:
+        late.check()
+    assert expired.value.code == ErrorCode.DEADLINE_EXCEEDED
+
+
+def test_control_sleep_wakes_up_on_cancel() -> None:
+    control = JobControl(datetime.now(UTC) + timedelta(minutes=1))
+    threading.Timer(0.1, control.cancel).start()
+    started = time.monotonic()
+    with pytest.raises(WorkerError):
+        control.sleep(30)
+    assert time.monotonic() - started < 20
+
+
+def test_progress_is_throttled_to_the_newest_value() -> None:
+    sent: list[JobProgress] = []
+    first_sent = threading.Event()
+
+    def send(event: JobProgress) -> None:
+        sent.append(event)
+        first_sent.set()
+
+    reporter = ProgressReporter("job_" + "0" * 26, send, interval_s=60)
+    reporter.update("denoise", 1, 40)
+    assert first_sent.wait(10)
+    for step in range(2, 41):  # all within one interval: none of them is sent yet
+        reporter.update("denoise", step, 40)
+    reporter.close()
+    assert [(e.stage, e.step, e.percent) for e in sent] == [("denoise", 1, 2.5)]
+
+
+def test_progress_sender_failures_do_not_reach_the_render() -> None:
+    attempts: list[int] = []
+
+    def send(event: JobProgress) -> None:
+        attempts.append(event.step)
+        raise ConnectionError("receiver down")
+
+    reporter = ProgressReporter("job_" + "0" * 26, send, interval_s=0)
+    for step in range(5):
+        reporter.update("encode", step, 4)  # step beyond total is clamped
+    deadline = time.monotonic() + 10
+    while not attempts and time.monotonic() < deadline:
+        time.sleep(0.01)
+    reporter.close()
+    assert attempts
+    assert max(attempts) <= 4

@@ -11,13 +11,6 @@ resource "aws_kms_key" "this" {
   policy                  = module.core.kms_key_policy
 
   tags = var.tags
-
-  lifecycle {
-    precondition {
-      condition     = var.create_kms_key || var.kms_key_arn != null
-      error_message = "Set kms_key_arn when create_kms_key is false."
-    }
-  }
 }
 
 resource "aws_kms_alias" "this" {

@@ -46,6 +46,12 @@ output "dead_letter_queue_urls" {
 output "data_bucket_name" {
   description = "Name of the data bucket (created or referenced)."
   value       = var.create_data_bucket ? aws_s3_bucket.data[0].id : local.data_bucket_name
+
+  # Checked here, not on the bucket: a resource with count = 0 never evaluates its conditions.
+  precondition {
+    condition     = var.create_data_bucket || var.data_bucket_name != null
+    error_message = "Set data_bucket_name to reference an existing bucket when create_data_bucket is false."
+  }
 }
 
 output "bucket_names" {
@@ -69,6 +75,11 @@ output "table_names" {
 output "kms_key_arn" {
   description = "ARN of the KMS key that encrypts the product's data."
   value       = local.kms_key_arn
+
+  precondition {
+    condition     = var.create_kms_key || var.kms_key_arn != null
+    error_message = "Set kms_key_arn when create_kms_key is false."
+  }
 }
 
 ################################################################################
@@ -81,7 +92,7 @@ output "modal_proxy_token_secret_arn" {
 }
 
 output "tenant_webhook_secrets_secret_arn" {
-  description = "Secret holding the tenants' webhook signing secrets {\"<tenant>\": \"whsec_...\"}."
+  description = "Secret holding the tenants' webhook signing secrets `{\"TENANT\": \"whsec_...\"}`."
   value       = aws_secretsmanager_secret.tenant_webhook_secrets.arn
 }
 

@@ -11,13 +11,6 @@ resource "aws_s3_bucket" "data" {
   bucket = local.data_bucket_name
 
   tags = var.tags
-
-  lifecycle {
-    precondition {
-      condition     = var.create_data_bucket || var.data_bucket_name != null
-      error_message = "Set data_bucket_name to reference an existing bucket when create_data_bucket is false."
-    }
-  }
 }
 
 resource "aws_s3_bucket_public_access_block" "data" {

@@ -79,7 +79,7 @@ variable "jwt_scopes" {
 ################################################################################
 
 variable "modal_api_url" {
-  description = "Base URL of the deployed Modal internal API, e.g. https://<workspace>--multitalk-api.modal.run."
+  description = "Base URL of the deployed Modal internal API, e.g. `https://WORKSPACE--multitalk-video-api.modal.run`."
   type        = string
 }
 
@@ -94,7 +94,7 @@ variable "create_data_bucket" {
 }
 
 variable "data_bucket_name" {
-  description = "Name of the data bucket (required when create_data_bucket is false; default <name>-<account>-data)."
+  description = "Name of the data bucket (required when create_data_bucket is false; default `NAME-ACCOUNT-data`)."
   type        = string
   default     = null
 

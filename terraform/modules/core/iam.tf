@@ -60,6 +60,23 @@ locals {
     } if length(prefixes) > 0
   ]
 
+  # Settling a job checks the rendered output (HeadObject) and signs a GET for the caller.
+  read_outputs_statement = {
+    Sid      = "ReadTenantOutputs"
+    Effect   = "Allow"
+    Action   = ["s3:GetObject"]
+    Resource = local.write_object_arns
+  }
+  list_output_prefixes_statements = [
+    for b, prefixes in local.output_prefixes_by_bucket : {
+      Sid       = "ListTenantOutputs${replace(title(replace(b, "/[.-]/", " ")), " ", "")}"
+      Effect    = "Allow"
+      Action    = ["s3:ListBucket"]
+      Resource  = ["${local.arn_prefix}:s3:::${b}"]
+      Condition = { StringLike = { "s3:prefix" = prefixes } }
+    }
+  ]
+
   lambda_policies = {
     api = concat(local.lambda_base_statements.api, [
       {
@@ -131,10 +148,12 @@ locals {
           "${local.table_arns.jobs}/index/${local.jobs_indexes.active}",
         ]
       },
+      local.read_outputs_statement,
       {
-        Sid      = "FailBatchTasks"
+        # Modal's view decides: an overdue job may have succeeded, failed or been cancelled.
+        Sid      = "SettleBatchTasks"
         Effect   = "Allow"
-        Action   = ["states:SendTaskFailure"]
+        Action   = ["states:SendTaskSuccess", "states:SendTaskFailure"]
         Resource = local.task_token_arns
       },
       {
@@ -155,9 +174,9 @@ locals {
         Effect    = "Allow"
         Action    = ["kms:Decrypt", "kms:GenerateDataKey"]
         Resource  = [var.kms_key_arn]
-        Condition = { StringEquals = { "kms:ViaService" = [local.kms_via.sqs, local.kms_via.secretsmanager] } }
+        Condition = { StringEquals = { "kms:ViaService" = [local.kms_via.s3, local.kms_via.sqs, local.kms_via.secretsmanager] } }
       },
-    ])
+    ], local.list_output_prefixes_statements)
 
     batch_submit = concat(local.lambda_base_statements.batch_submit, [
       {

@@ -140,6 +140,11 @@ locals {
       for l in concat(local.read_locations, local.write_locations) : "${l.prefix}*" if l.bucket == b
     ]))
   }
+  output_prefixes_by_bucket = {
+    for b in distinct([for l in local.write_locations : l.bucket]) : b => sort(distinct([
+      for l in local.write_locations : "${l.prefix}*" if l.bucket == b
+    ]))
+  }
   results_object_arn = "${local.data_bucket_arn}/${var.results_prefix}*"
 
   ################################################################################

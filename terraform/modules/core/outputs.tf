@@ -35,7 +35,7 @@ output "arns" {
 }
 
 output "queue_urls" {
-  description = "SQS queue URLs (deterministic: https://sqs.<region>.<domain>/<account>/<name>)."
+  description = "SQS queue URLs (deterministic: `https://sqs.REGION.DOMAIN/ACCOUNT/NAME`)."
   value       = local.queue_urls
 }
 

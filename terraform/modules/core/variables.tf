@@ -202,7 +202,7 @@ variable "modal_api_url" {
 }
 
 variable "api_endpoint" {
-  description = "Public base URL of the HTTP API; the GPU side posts callbacks to <it>/callbacks/<job_id>."
+  description = "Public base URL of the HTTP API; the GPU side posts callbacks to `<it>/callbacks/<job_id>`."
   type        = string
 }
 

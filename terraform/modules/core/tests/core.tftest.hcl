@@ -114,10 +114,19 @@ run "lambda_policies_are_scoped" {
     error_message = "writes are granted on the tenants' output prefixes"
   }
 
-  # The reconciler reads no tenant data; only the submitter consumes the queue.
+  # The reconciler only checks outputs (never inputs, never writes); only the submitter
+  # consumes the queue.
   assert {
-    condition     = length([for s in jsondecode(output.policies.reconciler).Statement : s if anytrue([for a in s.Action : startswith(a, "s3:")])]) == 0
-    error_message = "the reconciler has no S3 access"
+    condition = alltrue([
+      for s in jsondecode(output.policies.reconciler).Statement :
+      alltrue([for a in s.Action : contains(["s3:GetObject", "s3:ListBucket"], a) if startswith(a, "s3:")])
+    ])
+    error_message = "the reconciler may read outputs and nothing else in S3"
+  }
+
+  assert {
+    condition     = jsonencode(sort([for s in jsondecode(output.policies.reconciler).Statement : s.Resource if s.Sid == "ReadTenantOutputs"][0])) == jsonencode(["arn:aws:s3:::globex-media/out/*", "arn:aws:s3:::mt-test-data/tenants/acme/outputs/*"])
+    error_message = "the reconciler reads the output prefixes only"
   }
 
   assert {

@@ -169,6 +169,9 @@ class Renderer:
         seed = spec.seed if spec.seed is not None else secrets.randbelow(2**32)
         settings, notes = self.sampling_settings(spec)
         workdir = Path(tempfile.mkdtemp(prefix=".multitalk-", dir=out_path.parent))
+        threads = torch.get_num_threads()
+        if self._preset.cpu_threads and self.pipeline._execution_device.type == "cpu":
+            torch.set_num_threads(self._preset.cpu_threads)
         try:
             with timer.stage("audio"):
                 report("audio", 0, 1)
@@ -232,6 +235,7 @@ class Renderer:
             report("encode", 1, 1)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+            torch.set_num_threads(threads)
         return RenderOutcome(
             video_path=out_path,
             frames=frames,

@@ -94,14 +94,26 @@ class JobFailure(BaseModel):
 
 
 class WebhookDelivery(BaseModel):
-    """Outcome of the caller webhook for the job's final state."""
+    """Outcome of the caller webhook for the job's final state.
+
+    One *round* is up to ``WEBHOOK_MAX_ATTEMPTS`` quick attempts; a round that failed for a
+    retryable reason (network, 429, 5xx) is repeated later by the reconciler, on
+    :data:`WEBHOOK_RETRY_SCHEDULE_S`, until ``next_attempt_at`` is None.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     state: str = Field(description="delivered | failed | refused")
     attempts: int = 0
+    rounds: int = 1
     last_status: int | None = None
     detail: str | None = None
+    retryable: bool = False
+    next_attempt_at: str | None = None
+
+
+WEBHOOK_RETRY_SCHEDULE_S = (60, 300, 1800, 7200, 21600)
+"""Delay before each later round: 1 min, 5 min, 30 min, 2 h, 6 h (then the delivery gives up)."""
 
 
 class BatchItem(BaseModel):

@@ -9,12 +9,14 @@ notification is sent twice.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
 from aws.lambda_proxy.jobs.models import (
+    WEBHOOK_RETRY_SCHEDULE_S,
     JobFailure,
     JobRecord,
     JobStatus,
@@ -102,8 +104,12 @@ def send_heartbeat(services: Services, job: JobRecord) -> None:
 
 
 def notify_caller(services: Services, job: JobRecord) -> None:
-    """Send the caller's webhook for a final job and record the outcome on the job."""
+    """Send the caller's webhook for a final job and record the outcome on the job.
+
+    A round that failed for a retryable reason is scheduled for the reconciler to repeat.
+    """
     assert job.webhook_url is not None
+    rounds = job.webhook_delivery.rounds + 1 if job.webhook_delivery else 1
     secret = services.tenant_webhook_secret(job.tenant_id)
     if secret is None:
         delivery = WebhookDelivery(state="refused", detail="no webhook secret for the tenant")
@@ -115,11 +121,21 @@ def notify_caller(services: Services, job: JobRecord) -> None:
             data=JobView.of(job).model_dump(mode="json", exclude={"webhook_delivery"}),
         )
         delivery = services.webhooks.deliver(job.webhook_url, secret, message)
+    delivery.rounds = rounds
+    if delivery.retryable and rounds <= len(WEBHOOK_RETRY_SCHEDULE_S):
+        delay = timedelta(seconds=WEBHOOK_RETRY_SCHEDULE_S[rounds - 1])
+        delivery.next_attempt_at = iso(utc_now() + delay)
     services.jobs.record_webhook(job.job_id, delivery)
     metrics.add_metric(name=f"Webhook{delivery.state.capitalize()}", unit=MetricUnit.Count, value=1)
     logger.info(
         "caller webhook",
-        extra={"job_id": job.job_id, "state": delivery.state, "attempts": delivery.attempts},
+        extra={
+            "job_id": job.job_id,
+            "state": delivery.state,
+            "attempts": delivery.attempts,
+            "rounds": rounds,
+            "next_attempt_at": delivery.next_attempt_at,
+        },
     )
 
 

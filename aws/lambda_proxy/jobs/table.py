@@ -11,7 +11,9 @@ Item layout (hash key ``job_id``):
 * JSON strings: ``doc`` (locations, params, batch item) and ``progress``, ``result``, ``error``,
   ``webhook_delivery``.
 
-The tenant index ``by-tenant`` (``tenant_id`` + ``created_at``) serves ``GET /jobs``.
+The tenant index ``by-tenant`` (``tenant_id`` + ``created_at``) serves ``GET /jobs``; the sparse
+index ``webhook-retry`` (``webhook_pending`` + ``webhook_retry_at``) holds final jobs whose
+caller webhook waits for another round. All indexes project ALL attributes.
 """
 
 from __future__ import annotations
@@ -112,11 +114,13 @@ class JobsTable:
         *,
         tenant_index: str = "by-tenant",
         active_index: str = "active-by-deadline",
+        webhook_index: str = "webhook-retry",
     ) -> None:
         self._client = client
         self._table = table_name
         self._tenant_index = tenant_index
         self._active_index = active_index
+        self._webhook_index = webhook_index
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -256,14 +260,36 @@ class JobsTable:
         return _from_item(answer["Attributes"])
 
     def record_webhook(self, job_id: str, delivery: WebhookDelivery) -> None:
-        """Store the caller-webhook outcome (allowed on final jobs: it is not a status)."""
+        """Store the caller-webhook outcome (allowed on final jobs: it is not a status); a
+        ``next_attempt_at`` puts the job into the sparse ``webhook-retry`` index."""
+        if delivery.next_attempt_at:
+            expression = "SET webhook_delivery = :delivery, webhook_pending = :one, "
+            expression += "webhook_retry_at = :at"
+            values = {":one": {"S": "1"}, ":at": {"S": delivery.next_attempt_at}}
+        else:
+            expression = "SET webhook_delivery = :delivery REMOVE webhook_pending, webhook_retry_at"
+            values = {}
         self._client.update_item(
             TableName=self._table,
             Key={"job_id": {"S": job_id}},
-            UpdateExpression="SET webhook_delivery = :delivery",
+            UpdateExpression=expression,
             ConditionExpression="attribute_exists(job_id)",
-            ExpressionAttributeValues={":delivery": {"S": delivery.model_dump_json()}},
+            ExpressionAttributeValues={
+                ":delivery": {"S": delivery.model_dump_json()},
+                **values,
+            },
         )
+
+    def webhooks_due(self, *, now_iso: str, limit: int = 50) -> list[JobRecord]:
+        """Final jobs whose caller webhook is due for another round (sparse index)."""
+        answer = self._client.query(
+            TableName=self._table,
+            IndexName=self._webhook_index,
+            KeyConditionExpression="webhook_pending = :one AND webhook_retry_at <= :now",
+            ExpressionAttributeValues={":one": {"S": "1"}, ":now": {"S": now_iso}},
+            Limit=limit,
+        )
+        return [_from_item(item) for item in answer.get("Items", [])]
 
     def _update(
         self,

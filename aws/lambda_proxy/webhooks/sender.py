@@ -139,11 +139,15 @@ class WebhookSender:
                 if answer.status < 500 and answer.status != 429:
                     return WebhookDelivery(
                         state="failed", attempts=attempt, last_status=answer.status, detail=detail
-                    )
+                    )  # 4xx: the receiver refuses this message; sending it again will not help
             if attempt < self._max_attempts:
                 self._sleep(random.uniform(0, self._backoff_base_s * 2 ** (attempt - 1)))  # noqa: S311
         return WebhookDelivery(
-            state="failed", attempts=self._max_attempts, last_status=last_status, detail=detail
+            state="failed",
+            attempts=self._max_attempts,
+            last_status=last_status,
+            detail=detail,
+            retryable=True,
         )
 
     def _timeouts(self) -> dict[str, float]:

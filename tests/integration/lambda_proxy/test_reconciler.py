@@ -91,3 +91,32 @@ def test_settled_jobs_leave_the_overdue_index(proxy: Proxy) -> None:
     overdue = proxy.services.jobs.overdue(now_iso=iso(utc_now()))
     assert job_id not in {job.job_id for job in overdue}
     assert proxy.services.jobs.get(job_id).status.final
+
+
+def test_a_failed_webhook_round_is_sent_again_by_the_reconciler(proxy: Proxy) -> None:
+    hook = f"{proxy.receiver.base_url}/hooks/later"
+    job_id = proxy.submit(options={"webhook_url": hook})
+    proxy.receiver.answers[:] = [(503, {})] * 3  # the whole first round fails
+    proxy.invoke("DELETE", f"/jobs/{job_id}", token=proxy.token())
+
+    first = proxy.services.jobs.get(job_id).webhook_delivery
+    assert first is not None
+    assert (first.state, first.rounds, first.retryable) == ("failed", 1, True)
+    assert first.next_attempt_at is not None
+    assert run_reconciler()["webhooks_retried"] == 0  # not due yet
+
+    proxy.services.dynamodb.update_item(
+        TableName=proxy.services.settings.jobs_table_name,
+        Key={"job_id": {"S": job_id}},
+        UpdateExpression="SET webhook_retry_at = :past",
+        ExpressionAttributeValues={":past": {"S": iso(utc_now() - timedelta(seconds=1))}},
+    )
+    assert run_reconciler()["webhooks_retried"] == 1
+    second = proxy.services.jobs.get(job_id).webhook_delivery
+    assert second is not None
+    assert (second.state, second.rounds, second.next_attempt_at) == ("delivered", 2, None)
+    deliveries = proxy.receiver.for_job(job_id)
+    assert len(deliveries) == 4
+    assert len({item.headers["webhook-id"] for item in deliveries}) == 1
+    later = proxy.services.jobs.webhooks_due(now_iso=iso(utc_now() + timedelta(days=1)))
+    assert job_id not in {job.job_id for job in later}

@@ -14,7 +14,9 @@ from __future__ import annotations
 import base64
 import importlib
 import json
+import os
 import re
+import ssl
 import threading
 import time
 import uuid
@@ -206,5 +208,28 @@ def _json(status: int, payload: Any) -> Response:
 
 
 def create_app() -> LocalGateway:
-    """Factory for ``uvicorn --factory scripts.local_stack.gateway:create_app``."""
+    """Factory for ``uvicorn --factory scripts.local_stack.gateway:create_app``.
+
+    Caller webhooks in production go only to public addresses over publicly trusted TLS. Local
+    receivers listen on loopback with the stack's own CA, so the local harness (and only it) builds
+    the handlers' services with a policy admitting ``LOCAL_WEBHOOK_ALLOWED_NETWORKS`` and a TLS
+    context trusting ``LOCAL_WEBHOOK_CA_FILE``; https stays mandatory and the default policy of
+    the product is untouched.
+    """
+    networks = os.environ.get("LOCAL_WEBHOOK_ALLOWED_NETWORKS")
+    if networks:
+        from aws.lambda_proxy.config import Settings
+        from aws.lambda_proxy.services import Services, set_services
+        from aws.lambda_proxy.webhooks.address_policy import AddressPolicy
+
+        trust = ssl.create_default_context(cafile=os.environ["LOCAL_WEBHOOK_CA_FILE"])
+        set_services(
+            Services(
+                Settings.from_env(),
+                webhook_policy=AddressPolicy(
+                    allowed_networks=networks.split(","), allowed_ports=None
+                ),
+                webhook_ssl_context=trust,
+            )
+        )
     return LocalGateway()

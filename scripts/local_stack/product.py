@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from . import processes
+from . import processes, tls
 from .config import StackInfo
 from .stack import REPO_ROOT
 
@@ -64,6 +64,9 @@ def lambda_environment(info: StackInfo, api_url: str, internal_api_url: str) -> 
         "POWERTOOLS_METRICS_NAMESPACE": "MultiTalkLocal",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": "INFO",
+        # Local receivers of caller webhooks: loopback, https with the stack's CA (see gateway).
+        "LOCAL_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
+        "LOCAL_WEBHOOK_CA_FILE": str(tls.ensure_ca(info.state_dir)),
     }
 
 

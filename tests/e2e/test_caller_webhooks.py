@@ -1,0 +1,76 @@
+"""A caller's webhook receives the result over https, signed with the tenant's secret."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from queue import Empty, Queue
+
+import httpx
+import pytest
+from standardwebhooks import Webhook
+
+from scripts.local_stack import StackInfo, tls
+from tests.e2e.test_jobs import submit, wait_final
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture
+def receiver(stack: StackInfo) -> Iterator[tuple[str, Queue]]:
+    """An https server on loopback (certificate from the stack's CA) that records deliveries."""
+    received: Queue = Queue()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.put((dict(self.headers.items()), body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    certificate, key = tls.issue_server_certificate(stack.state_dir, "webhook-receiver")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certificate, key)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}/hooks/video", received
+    finally:
+        server.shutdown()
+
+
+def tenant_secret(stack: StackInfo, tenant: str) -> str:
+    stored = json.loads((stack.state_dir / "secrets.json").read_text())
+    return stored["tenant_webhook_secrets"][tenant]
+
+
+def test_success_webhook_is_signed_with_the_tenant_secret(
+    api: httpx.Client, stack: StackInfo, upload, receiver
+) -> None:
+    url, received = receiver
+    job_id = submit(
+        api,
+        stack,
+        {"audio_s3_url": upload("short.wav"), "reference_image_s3_url": upload("portrait.png")},
+        webhook_url=url,
+    )
+    job = wait_final(api, job_id)
+    assert job["status"] == "succeeded", job
+    try:
+        headers, body = received.get(timeout=30)
+    except Empty:
+        pytest.fail("the caller webhook never arrived")
+    message = Webhook(tenant_secret(stack, "acme")).verify(body, headers)
+    assert message["type"] == "job.succeeded"
+    assert message["job_id"] == job_id
+    assert message["data"]["output_url"] == job["output_url"]
+    with pytest.raises(Exception, match="signature"):
+        Webhook(tenant_secret(stack, "globex")).verify(body, headers)

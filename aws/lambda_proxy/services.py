@@ -21,6 +21,9 @@ from aws.lambda_proxy.storage.policy import TenantLocations
 from aws.lambda_proxy.storage.presign import Presigner
 
 if TYPE_CHECKING:
+    import ssl
+
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
     from botocore.client import BaseClient
 
     from aws.lambda_proxy.auth.verifier import TokenVerifier
@@ -44,7 +47,7 @@ class Services:
         *,
         session: boto3.session.Session | None = None,
         webhook_policy: AddressPolicy | None = None,
-        webhook_ssl_context: object | None = None,
+        webhook_ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.settings = settings
         self.session = session or boto3.session.Session()
@@ -118,14 +121,14 @@ class Services:
         )
 
     @cached_property
-    def _secrets_provider(self) -> object:
+    def _secrets_provider(self) -> SecretsProvider:
         from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
         return SecretsProvider(boto3_client=self.secretsmanager)
 
     def _secret_json(self, arn: str) -> dict[str, str]:
         # Powertools caches the value for ``secrets_cache_ttl_s`` across invocations.
-        value = self._secrets_provider.get(  # type: ignore[attr-defined]
+        value = self._secrets_provider.get(
             arn, transform="json", max_age=self.settings.secrets_cache_ttl_s
         )
         if not isinstance(value, dict):
@@ -169,7 +172,7 @@ class Services:
             timeout_s=self.settings.webhook_timeout_s,
             max_attempts=self.settings.webhook_max_attempts,
             backoff_base_s=self.settings.webhook_backoff_base_s,
-            ssl_context=self._webhook_ssl_context,  # type: ignore[arg-type]
+            ssl_context=self._webhook_ssl_context,
         )
 
     def tenant(self, tenant_id: str) -> TenantLocations | None:

@@ -387,7 +387,9 @@ class MultiTalkTransformer3DModel(WanTransformer3DModel):
         if speakers >= 2 and ref_target_masks is not None:
             if speaker_binding is None:
                 speaker_binding = torch.ones(batch, dtype=torch.bool, device=hidden_states.device)
-            if bool(speaker_binding.any()):
+            # Skip the affinity when no sample is bound (a separate null-audio pass). Meta
+            # tensors (FLOP counting) hold no values: count the bound case.
+            if speaker_binding.is_meta or bool(speaker_binding.any()):
                 class_masks = (
                     ref_target_masks.to(hidden_states.device).flatten(1).to(hidden_states.dtype)
                 )

@@ -1,0 +1,176 @@
+"""The proxy Lambda: cold import and first call, then warm latency per route (p50/p99).
+
+``python -m scripts.bench.proxy_latency`` starts a private local stack and the product, calls the
+real handler in process with API Gateway v2 events (no HTTP in between, as Lambda calls it), and
+measures the cold start in fresh interpreters. Every route does real work against the emulators:
+JWT verification, DynamoDB reads, and for submissions HeadObject, pre-signing, a conditional write
+and the internal API call (each submitted job is cancelled straight after).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from scripts import samples
+from scripts.bench.results import percentile, save
+from scripts.local_stack import LocalStack, product
+from scripts.local_stack.gateway import LambdaContext
+
+COLD_RUNS = 5
+WARM_CALLS = {"GET /health": 100, "GET /jobs/{id}": 100, "POST /generate-video": 25}
+COLD_SNIPPET = """
+import json, time
+started = time.perf_counter()
+from aws.lambda_proxy.handlers.api import handler
+imported = time.perf_counter()
+from scripts.bench.proxy_latency import event
+from scripts.local_stack.gateway import LambdaContext
+handler(event("GET", "/health"), LambdaContext(function_name="api"))
+print(json.dumps({"import_s": imported - started, "first_call_s": time.perf_counter() - imported}))
+"""
+
+
+def event(method: str, path: str, token: str | None = None, body: Any = None) -> dict[str, Any]:
+    """A payload-format-2.0 event as the HTTP API's ``ANY /{proxy+}`` route delivers it."""
+    headers = {"content-type": "application/json", "user-agent": "bench"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    if method == "POST":
+        headers["idempotency-key"] = str(uuid.uuid4())
+    return {
+        "version": "2.0",
+        "routeKey": "ANY /{proxy+}",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": headers,
+        "pathParameters": {"proxy": path.lstrip("/")},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "bench",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": "ANY /{proxy+}",
+            "stage": "$default",
+            "timeEpoch": int(time.time() * 1000),
+        },
+        "body": json.dumps(body) if body is not None else None,
+        "isBase64Encoded": False,
+    }
+
+
+def _cold_starts(env: dict[str, str]) -> dict[str, float]:
+    runs = []
+    for _ in range(COLD_RUNS):
+        completed = subprocess.run(
+            [sys.executable, "-c", COLD_SNIPPET],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        runs.append(json.loads(completed.stdout.strip().splitlines()[-1]))
+    return {
+        "import_s_median": round(statistics.median(r["import_s"] for r in runs), 3),
+        "first_call_s_median": round(statistics.median(r["first_call_s"] for r in runs), 3),
+        "runs": COLD_RUNS,
+    }
+
+
+def _timed(call: Any, count: int) -> dict[str, float]:
+    durations = []
+    for _ in range(count):
+        started = time.perf_counter()
+        call()
+        durations.append((time.perf_counter() - started) * 1000)
+    return {
+        "p50_ms": round(percentile(durations, 0.50), 2),
+        "p99_ms": round(percentile(durations, 0.99), 2),
+        "calls": count,
+    }
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-proxy-") as state:
+        stack = LocalStack(Path(state))
+        info = stack.up()
+        try:
+            running = product.up(info)
+            env = product.lambda_environment(info, running.api_url, running.internal_api_url)
+            env["POWERTOOLS_LOG_LEVEL"] = "WARNING"  # keep the figures readable
+            os.environ.update(env)
+            cold = _cold_starts({**os.environ, **env})
+
+            from aws.lambda_proxy.handlers.api import handler
+
+            token = info.mint_token("acme", ["videos:read", "videos:write"])
+            bucket = info.buckets["data"]
+            media = Path(state) / "media"
+            s3 = info.s3_client()
+            audio_key, image_key = (
+                "tenants/acme/inputs/bench/a.wav",
+                "tenants/acme/inputs/bench/p.png",
+            )
+            s3.upload_file(
+                str(samples.write_speech_wav(media / "a.wav", 2.0)), bucket, audio_key,
+                ExtraArgs={"ContentType": "audio/wav"},
+            )  # fmt: skip
+            s3.upload_file(
+                str(samples.draw_portrait(media / "p.png", (256, 256))), bucket, image_key,
+                ExtraArgs={"ContentType": "image/png"},
+            )  # fmt: skip
+            request = {
+                "input": {
+                    "audio_s3_url": f"s3://{bucket}/{audio_key}",
+                    "reference_image_s3_url": f"s3://{bucket}/{image_key}",
+                },
+                "output": {"s3_bucket": bucket, "s3_prefix": "tenants/acme/outputs/bench/"},
+                "options": {"model": "tiny"},
+            }
+
+            def call(method: str, path: str, body: Any = None) -> dict[str, Any]:
+                answer = handler(event(method, path, token, body), LambdaContext("api"))
+                if answer["statusCode"] >= 400:
+                    raise RuntimeError(f"{method} {path}: {answer['statusCode']} {answer['body']}")
+                return json.loads(answer["body"])
+
+            submitted: list[str] = []
+            job_id = call("POST", "/generate-video", request)["job_id"]
+            submitted.append(job_id)
+            warm = {
+                "GET /health": _timed(lambda: call("GET", "/health"), WARM_CALLS["GET /health"]),
+                "GET /jobs/{id}": _timed(
+                    lambda: call("GET", f"/jobs/{job_id}"), WARM_CALLS["GET /jobs/{id}"]
+                ),
+                "POST /generate-video": _timed(
+                    lambda: submitted.append(call("POST", "/generate-video", request)["job_id"]),
+                    WARM_CALLS["POST /generate-video"],
+                ),
+            }
+            for submitted_id in submitted:
+                call("DELETE", f"/jobs/{submitted_id}")
+        finally:
+            stack.down()
+    save(
+        "proxy_latency",
+        {"cold_start": cold, "warm": warm},
+        "python -m scripts.bench.proxy_latency",
+    )
+
+
+if __name__ == "__main__":
+    main()

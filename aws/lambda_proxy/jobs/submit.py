@@ -24,7 +24,8 @@ Codes: ``s3_url_invalid``, ``s3_location_forbidden``, ``input_not_found``,
 ``model_not_allowed``, ``video_length_exceeded``, ``webhook_url_refused``,
 ``webhook_secret_missing``, ``tenant_not_configured``, ``signing_credentials_expiring``,
 ``s3_unavailable``, ``modal_unavailable``, ``modal_rejected``, ``modal_contract_mismatch``,
-``idempotency_key_reused``, ``idempotency_in_progress``, ``idempotency_unavailable``.
+``idempotency_key_reused``, ``idempotency_in_progress``, ``idempotency_unavailable``,
+``submission_invalid`` (a malformed idempotency key or task token).
 
 Steps: authorize and check every S3 location (``HeadObject``) -> write the ``queued`` record
 (task token kept here, never sent to Modal) -> pre-sign -> ``POST /v1/jobs`` -> store the call
@@ -44,7 +45,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyPersistenceLayerError,
     IdempotencyValidationError,
 )
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aws.lambda_proxy.api.models import GenerateVideoRequest
 from aws.lambda_proxy.auth.models import TenantContext
@@ -96,13 +97,19 @@ def submit_job(
         from aws.lambda_proxy.services import get_services
 
         services = get_services()
-    submission = Submission(
-        tenant=tenant,
-        request=request,
-        task_token=task_token,
-        batch_item=batch_item,
-        idempotency_key=idempotency_key,
-    )
+    try:
+        submission = Submission(
+            tenant=tenant,
+            request=request,
+            task_token=task_token,
+            batch_item=batch_item,
+            idempotency_key=idempotency_key,
+        )
+    except ValidationError as exc:
+        fields = ", ".join(".".join(map(str, error["loc"])) for error in exc.errors())
+        raise SubmitError(
+            f"invalid submission: {fields}", code="submission_invalid", status=422
+        ) from None
     try:
         if idempotency_key is None:
             return _submit(services, submission)

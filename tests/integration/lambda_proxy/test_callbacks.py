@@ -18,6 +18,7 @@ from aws.lambda_proxy.api.models import GenerateVideoRequest
 from aws.lambda_proxy.auth.models import TenantContext
 from aws.lambda_proxy.callbacks.verify import verify_signature
 from aws.lambda_proxy.handlers import callbacks as handler_module
+from aws.lambda_proxy.jobs.exceptions import SubmitError
 from aws.lambda_proxy.jobs.models import BatchItem
 from aws.lambda_proxy.jobs.submit import submit_job
 from modal_service.contracts import (
@@ -329,3 +330,20 @@ def _wait_for_execution(sfn: Any, execution: str) -> dict[str, Any]:
             return described
         time.sleep(0.2)
     raise AssertionError("the execution did not finish")
+
+
+def test_submit_path_errors_are_typed_for_the_batch_handler(proxy: Proxy) -> None:
+    request = GenerateVideoRequest.model_validate(proxy.body())
+    tenant = TenantContext(tenant_id="acme", subject="batch")
+    with pytest.raises(SubmitError) as malformed:
+        submit_job(request, tenant, idempotency_key="no spaces allowed")
+    assert (malformed.value.code, malformed.value.status) == ("submission_invalid", 422)
+
+    foreign = GenerateVideoRequest.model_validate(proxy.body("globex"))
+    with pytest.raises(SubmitError) as forbidden:
+        submit_job(foreign, tenant)
+    assert (forbidden.value.code, forbidden.value.status, forbidden.value.job_id) == (
+        "s3_location_forbidden",
+        403,
+        None,
+    )

@@ -7,7 +7,8 @@ of ``.venv-tf`` (see the Makefile)::
 
 Plugin discovery is pinned to an empty CLI config, so nothing ever reaches for a registry: the
 commands that work offline are ``fmt`` and, for configurations without providers, ``init``,
-``validate`` and ``test``.
+``validate`` and ``test`` (or, with ``TF_SHIM_CLI_CONFIG`` naming a config with a
+``filesystem_mirror``, configurations whose providers that mirror holds).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import os
 import sys
 
 _OFFLINE_ENV = {
-    "TF_CLI_CONFIG_FILE": os.devnull,  # no plugin cache, mirrors or credentials from ~/.terraformrc
+    # No plugin cache, mirrors or credentials from ~/.terraformrc; a check that wants a local
+    # provider mirror names its own CLI config in TF_SHIM_CLI_CONFIG.
+    "TF_CLI_CONFIG_FILE": os.environ.get("TF_SHIM_CLI_CONFIG", os.devnull),
     "TF_IN_AUTOMATION": "1",
     "CHECKPOINT_DISABLE": "1",  # no version check against HashiCorp's servers
 }

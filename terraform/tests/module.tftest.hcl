@@ -105,7 +105,7 @@ run "default_deployment" {
   }
 
   assert {
-    condition     = length(aws_s3_bucket.data) == 1 && output.data_bucket_name == "mt-mock-123456789012-data"
+    condition     = length(aws_s3_bucket.data) == 1 && aws_s3_bucket.data[0].bucket == "mt-mock-123456789012-data"
     error_message = "a data bucket named <name>-<account>-data is created by default"
   }
 

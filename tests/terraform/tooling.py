@@ -34,13 +34,17 @@ def tf_tool(name: str) -> Path:
 
 
 def terraform(
-    *args: str, cwd: Path, data_dir: Path | None = None, timeout: float = 120
+    *args: str,
+    cwd: Path,
+    data_dir: Path | None = None,
+    timeout: float = 120,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run the embedded Terraform (``scripts/terraform/tf.py``) in ``cwd``.
 
     ``data_dir`` keeps ``.terraform/`` out of the working tree (TF_DATA_DIR).
     """
-    env = dict(os.environ)
+    env = dict(os.environ, **(extra_env or {}))
     if data_dir is not None:
         env["TF_DATA_DIR"] = str(data_dir)
     return subprocess.run(

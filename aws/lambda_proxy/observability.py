@@ -7,10 +7,14 @@ codes only.
 
 from __future__ import annotations
 
+import os
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
-SERVICE = "multitalk-video-api"
-NAMESPACE = "MultiTalkVideoApi"
+# Powertools' own variables win, so Terraform (and the local stack) name the service and the
+# metrics namespace in one place; the defaults are what Terraform sets.
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "multitalk-video-api"
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "MultiTalkVideoApi"
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)

@@ -94,8 +94,7 @@ gpu_image = (
 download_image = (
     modal.Image.debian_slim(python_version=PYTHON_VERSION)
     .uv_pip_install("huggingface-hub>=1,<2")
-    .env({"HF_HUB_ENABLE_HF_TRANSFER": "0"})
-    .add_local_python_source("modal_service", "scripts")
+    .add_local_python_source("scripts")
 )
 
 # ## The weights Volume
@@ -186,20 +185,19 @@ class MultiTalkWorker:
 @modal.concurrent(max_inputs=50)  # requests are short and mostly wait on Modal's API
 @modal.asgi_app(requires_proxy_auth=True)
 def api() -> object:
-    from modal_service.api import create_app
+    from modal_service.api import create_app, runner_from_settings
     from modal_service.config import ServiceSettings
-    from modal_service.runner.modal_runner import ModalRunner
 
     settings = ServiceSettings(mode="modal", app_name=APP_NAME, worker_class=WORKER_CLASS)
-    runner = ModalRunner(app_name=APP_NAME, class_name=WORKER_CLASS)
-    return create_app(settings, runner)
+    return create_app(settings, runner_from_settings(settings))
 
 
 # ## Filling the weights Volume
 
 # `modal run -m modal_service.app::download_weights` downloads the checkpoints into the
-# Volume (resumable: files already complete are skipped), then commits it so every GPU
-# container sees them.
+# Volume (resumable: files already complete are skipped, sizes checked against the hub), then
+# commits it so every GPU container sees them. `--turbo-lora REPO:FILE.safetensors` adds a
+# distillation LoRA for turbo mode. The script needs only `huggingface_hub`.
 
 
 @app.function(
@@ -207,8 +205,10 @@ def api() -> object:
     volumes={WEIGHTS_DIR: weights},
     timeout=4 * 60 * MINUTES,
 )
-def download_weights() -> None:
+def download_weights(turbo_lora: str = "") -> None:
     from scripts.download_weights import main
 
-    main(["--dest", WEIGHTS_DIR])
+    arguments = ["--dest", WEIGHTS_DIR] + (["--turbo-lora", turbo_lora] if turbo_lora else [])
+    if main(arguments) != 0:
+        raise RuntimeError("the weights download did not complete; run it again to resume")
     weights.commit()

@@ -39,6 +39,8 @@ class ServiceSettings(_EnvSettings):
     """Defaults to the mode's runner."""
     app_name: str = Field(default="multitalk-video", alias="MODAL_SERVICE_APP_NAME")
     worker_class: str = Field(default="MultiTalkWorker", alias="MODAL_SERVICE_WORKER_CLASS")
+    call_registry: str = Field(default="multitalk-video-calls", alias="MODAL_SERVICE_CALL_REGISTRY")
+    """The Modal Dict mapping job ids to call ids (submissions are idempotent per job)."""
     max_local_workers: int = Field(default=1, ge=1, le=16, alias="MODAL_SERVICE_MAX_LOCAL_WORKERS")
     max_body_bytes: int = Field(
         default=64 * 1024, ge=1024, le=1024**2, alias="MODAL_SERVICE_MAX_BODY"

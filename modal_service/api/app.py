@@ -72,7 +72,11 @@ def runner_from_settings(settings: ServiceSettings) -> JobRunner:
         return LocalRunner(max_workers=settings.max_local_workers)
     from modal_service.runner.modal_runner import ModalRunner
 
-    return ModalRunner(app_name=settings.app_name, class_name=settings.worker_class)
+    return ModalRunner(
+        app_name=settings.app_name,
+        class_name=settings.worker_class,
+        registry_name=settings.call_registry,
+    )
 
 
 def create_app_from_env() -> FastAPI:

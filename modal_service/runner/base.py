@@ -20,7 +20,10 @@ class JobRunner(Protocol):
     """Starts jobs and reports on them by call id. Implementations: Modal and local."""
 
     def submit(self, request: CreateJobRequest) -> str:
-        """Start the job in the background and return its call id at once."""
+        """Start the job in the background and return its call id at once.
+
+        Idempotent per ``job_id``: submitting the same job again returns the first call id.
+        """
         ...
 
     def status(self, call_id: str) -> JobStatusResponse:

@@ -81,6 +81,7 @@ class LocalRunner:
         self._kill_grace_s = kill_grace_s
         self._poll_interval_s = poll_interval_s
         self._calls: dict[str, _Call] = {}
+        self._call_by_job: dict[str, str] = {}
         self._queue: deque[_Call] = deque()
         self._lock = threading.Condition()
         self._closed = False
@@ -100,6 +101,9 @@ class LocalRunner:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the runner is closed")
+            if request.job_id in self._call_by_job:  # a retried submission
+                return self._call_by_job[request.job_id]
+            self._call_by_job[request.job_id] = call_id
             self._calls[call_id] = call
             self._queue.append(call)
             self._lock.notify_all()

@@ -10,11 +10,17 @@ stands:
 * ``modal.exception.FunctionTimeoutError``: the container hit the function's ``timeout``;
 * ``modal.exception.InputCancellation``: cancelled;
 * anything else: the call failed without returning an outcome.
+
+Submitting is idempotent per ``job_id``: the AWS side retries ``POST /v1/jobs`` when an answer
+is lost, and two GPU calls for one job would race on its output and its callbacks. A Modal Dict
+(shared by every API container) maps job ids to call ids; an entry is reserved *before* the
+spawn, so of two concurrent submissions only one spawns and the other answers with its call id.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import modal
@@ -39,12 +45,25 @@ from modal_service.worker.outcome import JobOutcome
 logger = logging.getLogger(__name__)
 
 
+_PENDING = "pending"
+_PENDING_WAIT_S = 10.0
+
+
 class ModalRunner:
-    def __init__(self, *, app_name: str, class_name: str, method_name: str = "run_job") -> None:
+    def __init__(
+        self,
+        *,
+        app_name: str,
+        class_name: str,
+        registry_name: str = "multitalk-video-calls",
+        method_name: str = "run_job",
+    ) -> None:
         self._app_name = app_name
         self._class_name = class_name
+        self._registry_name = registry_name
         self._method_name = method_name
         self._method: Any = None
+        self._registry: Any = None
 
     def _worker_method(self) -> Any:
         # Looked up lazily (and once): from_name needs no network until first use.
@@ -53,14 +72,40 @@ class ModalRunner:
             self._method = getattr(worker_cls(), self._method_name)
         return self._method
 
+    def _calls_by_job(self) -> Any:
+        if self._registry is None:
+            self._registry = modal.Dict.from_name(self._registry_name, create_if_missing=True)
+        return self._registry
+
     def submit(self, request: CreateJobRequest) -> str:
         try:
-            call = self._worker_method().spawn(request.model_dump(mode="json"))
+            registry = self._calls_by_job()
+            if not registry.put(request.job_id, _PENDING, skip_if_exists=True):
+                return self._existing_call(registry, request.job_id)
+            try:
+                call = self._worker_method().spawn(request.model_dump(mode="json"))
+            except modal.exception.Error:
+                registry.pop(request.job_id, None)  # a later retry may spawn again
+                raise
+            registry.put(request.job_id, str(call.object_id))
         except modal.exception.Error as error:
             raise RunnerUnavailable(
                 f"Modal did not accept the job: {type(error).__name__}"
             ) from error
         return str(call.object_id)
+
+    @staticmethod
+    def _existing_call(registry: Any, job_id: str) -> str:
+        # Another container reserved this job a moment ago; its call id follows the spawn.
+        deadline = time.monotonic() + _PENDING_WAIT_S
+        while time.monotonic() < deadline:
+            value = registry.get(job_id)
+            if value is None:
+                break  # the other submission failed to spawn and released the job
+            if value != _PENDING:
+                return str(value)
+            time.sleep(0.2)
+        raise RunnerUnavailable("another submission of this job is in progress; retry")
 
     def status(self, call_id: str) -> JobStatusResponse:
         call = self._lookup(call_id)

@@ -193,6 +193,9 @@ def test_jobs_beyond_the_concurrency_limit_wait_and_a_queued_one_can_be_cancelle
             for n in (1, 2)
         )
         first_call = api.post("/v1/jobs", json=first.model_dump(mode="json")).json()["call_id"]
+        retried = api.post("/v1/jobs", json=first.model_dump(mode="json"))  # a lost answer
+        assert retried.status_code == 202
+        assert retried.json()["call_id"] == first_call
         second_call = api.post("/v1/jobs", json=second.model_dump(mode="json")).json()["call_id"]
         _worker_environment(runner, first_call)  # the first one is running
         assert runner.worker_pid(second_call) is None

@@ -54,6 +54,25 @@ class StandInCall:
         self.cancelled_with.append(terminate_containers)
 
 
+class StandInDict:
+    """What ``modal.Dict.from_name`` returns, with the semantics of ``put(skip_if_exists)``."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, Any] = {}
+
+    def put(self, key: str, value: Any, *, skip_if_exists: bool = False) -> bool:
+        if skip_if_exists and key in self.items:
+            return False
+        self.items[key] = value
+        return True
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.items.get(key, default)
+
+    def pop(self, key: str, default: Any = None) -> Any:
+        return self.items.pop(key, default)
+
+
 class StandInMethod:
     def __init__(self, error: Exception | None = None) -> None:
         self.spawned: list[Any] = []
@@ -63,7 +82,9 @@ class StandInMethod:
         if self.error:
             raise self.error
         self.spawned.append(payload)
-        return StandInCall(None)
+        call = StandInCall(None)
+        call.object_id = f"fc-{len(self.spawned)}"
+        return call
 
 
 @pytest.fixture
@@ -75,6 +96,19 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, StandInCall]:
 
     monkeypatch.setattr(modal.FunctionCall, "from_id", from_id)
     return registry
+
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch) -> StandInDict:
+    shared = StandInDict()
+    names: list[str] = []
+
+    def from_name(name: str, **_: Any) -> StandInDict:
+        names.append(name)
+        return shared
+
+    monkeypatch.setattr(modal.Dict, "from_name", from_name)
+    return shared
 
 
 def _lookup(monkeypatch: pytest.MonkeyPatch, method: StandInMethod) -> list[tuple[str, str]]:
@@ -89,23 +123,53 @@ def _lookup(monkeypatch: pytest.MonkeyPatch, method: StandInMethod) -> list[tupl
 
 
 def test_submit_spawns_the_worker_method_with_the_request_as_json(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, registry: StandInDict
 ) -> None:
     method = StandInMethod()
     looked_up = _lookup(monkeypatch, method)
     runner = ModalRunner(app_name="multitalk-video", class_name="MultiTalkWorker")
-    assert runner.submit(REQUEST) == "fc-01STANDIN"
-    assert runner.submit(REQUEST) == "fc-01STANDIN"
-    assert looked_up == [("multitalk-video", "MultiTalkWorker")]  # looked up once
+    assert runner.submit(REQUEST) == "fc-1"
+    assert looked_up == [("multitalk-video", "MultiTalkWorker")]
     assert CreateJobRequest.model_validate(method.spawned[0]) == REQUEST
     assert method.spawned[0]["callback"]["secret"] == REQUEST.callback.secret
+    assert registry.items == {REQUEST.job_id: "fc-1"}
 
 
-def test_submit_when_modal_refuses_is_runner_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
-    _lookup(monkeypatch, StandInMethod(modal.exception.ConnectionError("down")))
-    runner = ModalRunner(app_name="a", class_name="C")
+def test_submitting_the_same_job_again_returns_the_first_call(
+    monkeypatch: pytest.MonkeyPatch, registry: StandInDict
+) -> None:
+    method = StandInMethod()
+    _lookup(monkeypatch, method)
+    # Two API containers, one shared registry: a retried POST lands on the other one.
+    first = ModalRunner(app_name="a", class_name="C")
+    second = ModalRunner(app_name="a", class_name="C")
+    assert first.submit(REQUEST) == "fc-1"
+    assert second.submit(REQUEST) == "fc-1"
+    assert len(method.spawned) == 1
+
+
+def test_a_submission_still_spawning_elsewhere_is_waited_for_or_refused(
+    monkeypatch: pytest.MonkeyPatch, registry: StandInDict
+) -> None:
+    method = StandInMethod()
+    _lookup(monkeypatch, method)
+    monkeypatch.setattr("modal_service.runner.modal_runner._PENDING_WAIT_S", 0.3)
+    registry.items[REQUEST.job_id] = "pending"  # reserved by another container, not spawned yet
     with pytest.raises(RunnerUnavailable):
-        runner.submit(REQUEST)
+        ModalRunner(app_name="a", class_name="C").submit(REQUEST)
+    assert method.spawned == []
+
+
+def test_submit_when_modal_refuses_is_unavailable_and_releases_the_job(
+    monkeypatch: pytest.MonkeyPatch, registry: StandInDict
+) -> None:
+    _lookup(monkeypatch, StandInMethod(modal.exception.ConnectionError("down")))
+    with pytest.raises(RunnerUnavailable):
+        ModalRunner(app_name="a", class_name="C").submit(REQUEST)
+    assert registry.items == {}  # so the AWS side's retry can spawn it
+    working = StandInMethod()
+    _lookup(monkeypatch, working)
+    assert ModalRunner(app_name="a", class_name="C").submit(REQUEST) == "fc-1"
 
 
 def _outcome(**fields: Any) -> dict[str, Any]:

@@ -26,7 +26,7 @@ def _run(world: BatchWorld, machine: str, request: dict[str, Any], act, timeout_
     execution = sfn.start_execution(
         stateMachineArn=machine, name=f"run-{uuid.uuid4().hex[:12]}", input=json.dumps(request)
     )
-    seen: set[str] = set()
+    seen = set(world.runner.requests)  # earlier tests' jobs are not this batch's
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         world.queue.poll(wait_s=1)
@@ -126,7 +126,11 @@ def test_prefix_batch_tolerates_a_bad_item_and_summarizes(world: BatchWorld) -> 
         video = stored["job"]["output_url"].removeprefix(f"s3://{bucket}/")
         assert video == f"{outputs}{stored['item']['id'].removesuffix('.wav')}.mp4"
         assert s3.get_object(Bucket=bucket, Key=video)["Body"].read() == MP4_BYTES
-    assert summary["results"]["map_run_manifest"].endswith("manifest.json")
+    # ResultWriter: AWS writes SUCCEEDED_n/FAILED_n files beside this manifest; moto writes the
+    # manifest only, which is why the records above are the batch's own.
+    manifest = _read_json(world, summary["results"]["map_run_manifest"])
+    assert manifest["DestinationBucket"] == bucket
+    assert manifest["MapRunArn"].startswith("arn:aws:states:")
     # The batch's jobs are ordinary jobs of the tenant, tied to this execution.
     jobs = world.stack.client("dynamodb")
     job = jobs.get_item(
@@ -157,8 +161,12 @@ def test_heartbeat_timeout_is_recorded_and_fails_an_intolerant_batch(world: Batc
     def act(job_request: CreateJobRequest) -> None:
         if audio_key(job_request).endswith("lou.wav"):
             silent.append(job_request)  # the worker never reports: no heartbeat reaches the task
-        else:
-            world.worker.succeed(job_request).raise_for_status()
+            return
+        # Longer than HeartbeatSeconds in all: only the progress callbacks keep the task alive.
+        for percent in (10.0, 40.0, 70.0, 90.0):
+            world.worker.progress(job_request, percent).raise_for_status()
+            time.sleep(1.5)
+        world.worker.succeed(job_request).raise_for_status()
 
     request = {
         "tenant_id": "acme",

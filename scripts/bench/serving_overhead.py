@@ -3,8 +3,8 @@
 ``python -m scripts.bench.serving_overhead`` runs jobs through the whole local product and splits
 each job's wall time (submission accepted -> ``succeeded`` seen by polling) into the model's own
 stages as the worker reports them, the model load (per job here, per container on Modal), and
-everything else: queueing, process start, transfers through pre-signed URLs, callbacks, polling. With ``tiny`` the model part is small, so the
-overhead is what a real deployment adds on top of the GPU time (Modal cold start excluded).
+everything else: queueing, process start, transfers through pre-signed URLs, callbacks, polling.
+That last part is what a deployment adds on top of the GPU time (Modal cold start excluded).
 """
 
 from __future__ import annotations

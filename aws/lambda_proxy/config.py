@@ -59,8 +59,9 @@ class Settings(BaseModel):
     """GSI ``tenant_id`` + ``created_at`` used by ``GET /jobs``."""
     jobs_active_index: str = "active-by-deadline"
     """Sparse GSI ``active`` + ``deadline`` (only unsettled jobs carry ``active``): reconciler."""
-    jobs_webhook_index: str = "webhook-retry"
-    """Sparse GSI ``webhook_pending`` + ``webhook_retry_at``: caller webhooks to send again."""
+    jobs_followup_index: str = "followups"
+    """Sparse GSI ``followup_pending`` + ``followup_at``: final jobs that still owe Step
+    Functions or the caller a notification (the reconciler's outbox)."""
     idempotency_table_name: str = Field(min_length=3)
     """Powertools idempotency records (hash key ``id``, TTL ``expiration``)."""
     job_ttl_days: int = Field(default=30, ge=1, le=3650)

@@ -87,7 +87,7 @@ class Services:
             self.settings.jobs_table_name,
             tenant_index=self.settings.jobs_tenant_index,
             active_index=self.settings.jobs_active_index,
-            webhook_index=self.settings.jobs_webhook_index,
+            followup_index=self.settings.jobs_followup_index,
         )
 
     @cached_property

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".flac", ".m4a", ".ogg", ".aac"})
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 MAX_ITEMS = 10_000
+MAX_LISTED_OBJECTS = 4 * MAX_ITEMS
+"""Audio and images together; a prefix holding more is refused, never planned in part."""
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -120,8 +122,12 @@ def _prefix_items(
             Bucket=bucket, Prefix=key_prefix
         ):
             keys.update(entry["Key"] for entry in page.get("Contents", []))
-            if len(keys) > 4 * MAX_ITEMS:
-                break
+            if len(keys) > MAX_LISTED_OBJECTS:
+                # Refuse rather than plan from a partial listing.
+                raise BatchError(
+                    f"more than {MAX_LISTED_OBJECTS} objects under {prefix}; use a manifest",
+                    code="batch_too_large",
+                )
     except ClientError as exc:
         code = exc.response["Error"]["Code"]
         raise BatchError(f"cannot list {prefix}: {code}", code="batch_source_unreadable") from None

@@ -147,6 +147,8 @@ class JobRecord(BaseModel):
     estimated_time_s: int
     call_id: str | None = None
     task_token: str | None = Field(default=None, repr=False)
+    task_state: str | None = None
+    """Batch only: ``pending`` until Step Functions took the outcome, then ``done`` or ``gone``."""
     batch_item: BatchItem | None = None
     progress: Progress = Field(default_factory=Progress)
     result: JobResult | None = None

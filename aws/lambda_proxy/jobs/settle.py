@@ -1,9 +1,11 @@
 """Settling a job: the one conditional move to a final state, and what follows it.
 
 Whoever wins the conditional update (callback, reconciler, cancel, or a failed submit) performs
-the side effects exactly once: ``SendTaskSuccess``/``SendTaskFailure`` for batch jobs and the
-caller's webhook. A loser gets None and does nothing, so a final state never changes and no
-notification is sent twice.
+the follow-ups: ``SendTaskSuccess``/``SendTaskFailure`` for batch jobs and the caller's webhook.
+A loser gets None and does nothing, so a final state never changes. The settling update also
+opens an outbox entry (``followup_at``, a couple of minutes ahead) that is closed once every
+follow-up is done; if this process dies or a follow-up fails for a passing reason, the
+reconciler finds the entry when it falls due and runs :func:`run_followups` again.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ if TYPE_CHECKING:
     from modal_service.contracts import JobResult
 
 MAX_TASK_CAUSE = 32768
+FOLLOWUP_GRACE_S = 120
+"""How long the settling process has to finish its follow-ups before the reconciler may."""
+TASK_RETRY_S = 60
+_TASK_GONE = frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"})
 
 
 def settle_job(
@@ -50,7 +56,14 @@ def settle_job(
     ``notify_task=False`` leaves Step Functions to the caller (the submit path raises instead,
     and the batch submit handler reports the failure itself).
     """
-    job = services.jobs.settle(job_id, status, result=result, error=error)
+    job = services.jobs.settle(
+        job_id,
+        status,
+        result=result,
+        error=error,
+        followup_at=iso(utc_now() + timedelta(seconds=FOLLOWUP_GRACE_S)),
+        task_pending=notify_task,
+    )
     if job is None:
         logger.info("job already final; nothing applied", extra={"job_id": job_id})
         return None
@@ -59,14 +72,41 @@ def settle_job(
         extra={"job_id": job_id, "status": status.value, "code": error.code if error else None},
     )
     metrics.add_metric(name=f"Jobs{status.value.capitalize()}", unit=MetricUnit.Count, value=1)
-    if notify_task and job.task_token:
-        _notify_task(services, job)
-    if job.webhook_url:
-        notify_caller(services, job)
+    run_followups(services, job)
     return job
 
 
-def _notify_task(services: Services, job: JobRecord) -> None:
+def run_followups(services: Services, job: JobRecord) -> None:
+    """Tell Step Functions and the caller what they are still owed, then close or re-arm the
+    job's outbox entry."""
+    if job.task_token and job.task_state == "pending":
+        state = _notify_task(services, job)
+        if state != "pending":
+            services.jobs.set_task_state(job.job_id, state)
+        job.task_state = state
+    if job.webhook_url and _webhook_due(job):
+        job.webhook_delivery = notify_caller(services, job)
+    services.jobs.schedule_followup(job.job_id, _next_followup(job))
+
+
+def _webhook_due(job: JobRecord) -> bool:
+    delivery = job.webhook_delivery
+    if delivery is None:
+        return True
+    return delivery.next_attempt_at is not None and delivery.next_attempt_at <= iso(utc_now())
+
+
+def _next_followup(job: JobRecord) -> str | None:
+    due: list[str] = []
+    if job.task_token and job.task_state == "pending":
+        due.append(iso(utc_now() + timedelta(seconds=TASK_RETRY_S)))
+    if job.webhook_url and job.webhook_delivery and job.webhook_delivery.next_attempt_at:
+        due.append(job.webhook_delivery.next_attempt_at)
+    return min(due) if due else None
+
+
+def _notify_task(services: Services, job: JobRecord) -> str:
+    """``done``, ``gone`` (the execution stopped waiting) or ``pending`` (try again later)."""
     try:
         if job.status is JobStatus.SUCCEEDED:
             output = {
@@ -84,12 +124,18 @@ def _notify_task(services: Services, job: JobRecord) -> None:
             services.stepfunctions.send_task_failure(
                 taskToken=job.task_token, error=failure.code, cause=cause[:MAX_TASK_CAUSE]
             )
-    except (ClientError, BotoCoreError) as exc:
-        # TaskTimedOut / InvalidToken: the execution gave up already; nothing left to tell it.
-        code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
         logger.warning(
             "Step Functions did not take the result", extra={"job_id": job.job_id, "code": code}
         )
+        return "gone" if code in _TASK_GONE else "pending"
+    except BotoCoreError as exc:
+        logger.warning(
+            "Step Functions unreachable", extra={"job_id": job.job_id, "code": type(exc).__name__}
+        )
+        return "pending"
+    return "done"
 
 
 def send_heartbeat(services: Services, job: JobRecord) -> None:
@@ -103,10 +149,11 @@ def send_heartbeat(services: Services, job: JobRecord) -> None:
         logger.warning("heartbeat refused", extra={"job_id": job.job_id, "code": code})
 
 
-def notify_caller(services: Services, job: JobRecord) -> None:
+def notify_caller(services: Services, job: JobRecord) -> WebhookDelivery:
     """Send the caller's webhook for a final job and record the outcome on the job.
 
-    A round that failed for a retryable reason is scheduled for the reconciler to repeat.
+    A round that failed for a retryable reason gets a ``next_attempt_at`` on
+    :data:`WEBHOOK_RETRY_SCHEDULE_S`; :func:`run_followups` re-arms the outbox for it.
     """
     assert job.webhook_url is not None
     rounds = job.webhook_delivery.rounds + 1 if job.webhook_delivery else 1
@@ -137,6 +184,7 @@ def notify_caller(services: Services, job: JobRecord) -> None:
             "next_attempt_at": delivery.next_attempt_at,
         },
     )
+    return delivery
 
 
 def settle_succeeded(services: Services, job: JobRecord, result: JobResult) -> JobRecord | None:

@@ -11,9 +11,11 @@ Item layout (hash key ``job_id``):
 * JSON strings: ``doc`` (locations, params, batch item) and ``progress``, ``result``, ``error``,
   ``webhook_delivery``.
 
-The tenant index ``by-tenant`` (``tenant_id`` + ``created_at``) serves ``GET /jobs``; the sparse
-index ``webhook-retry`` (``webhook_pending`` + ``webhook_retry_at``) holds final jobs whose
-caller webhook waits for another round. All indexes project ALL attributes.
+The tenant index ``by-tenant`` (``tenant_id`` + ``created_at``) serves ``GET /jobs``. The sparse
+index ``followups`` (``followup_pending`` + ``followup_at``) is an outbox: settling a job sets
+them in the same conditional update, and they are removed only once Step Functions and the
+caller's webhook were told, so a crash between the two is repaired by the reconciler. All
+indexes project ALL attributes.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ _SCALAR_FIELDS = (
     "finished_at",
     "call_id",
     "task_token",
+    "task_state",
     "webhook_url",
     "callback_secret",
 )
@@ -114,13 +117,13 @@ class JobsTable:
         *,
         tenant_index: str = "by-tenant",
         active_index: str = "active-by-deadline",
-        webhook_index: str = "webhook-retry",
+        followup_index: str = "followups",
     ) -> None:
         self._client = client
         self._table = table_name
         self._tenant_index = tenant_index
         self._active_index = active_index
-        self._webhook_index = webhook_index
+        self._followup_index = followup_index
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -220,12 +223,26 @@ class JobsTable:
         *,
         result: JobResult | None = None,
         error: JobFailure | None = None,
+        followup_at: str,
+        task_pending: bool,
     ) -> JobRecord | None:
-        """Move an unsettled job to a final state; None if it was already final (lost race)."""
+        """Move an unsettled job to a final state; None if it was already final (lost race).
+
+        The same update opens the job's follow-up (``followup_at``) and, with ``task_pending``,
+        marks the Step Functions notification as owed.
+        """
         if not status.final:
             raise ValueError(f"{status} is not a final status")
-        expression = "SET #status = :final, updated_at = :now, finished_at = :now"
-        values: dict[str, Any] = {":final": {"S": status.value}}
+        expression = "SET #status = :final, updated_at = :now, finished_at = :now, "
+        expression += "followup_pending = :one, followup_at = :followup"
+        values: dict[str, Any] = {
+            ":final": {"S": status.value},
+            ":one": {"S": "1"},
+            ":followup": {"S": followup_at},
+        }
+        if task_pending:
+            expression += ", task_state = :task_pending"
+            values[":task_pending"] = {"S": "pending"}
         if status is JobStatus.SUCCEEDED:
             progress = Progress(stage="done", percent=100.0)
             expression += ", progress = :progress, progress_percent = :percent"
@@ -260,36 +277,46 @@ class JobsTable:
         return _from_item(answer["Attributes"])
 
     def record_webhook(self, job_id: str, delivery: WebhookDelivery) -> None:
-        """Store the caller-webhook outcome (allowed on final jobs: it is not a status); a
-        ``next_attempt_at`` puts the job into the sparse ``webhook-retry`` index."""
-        if delivery.next_attempt_at:
-            expression = "SET webhook_delivery = :delivery, webhook_pending = :one, "
-            expression += "webhook_retry_at = :at"
-            values = {":one": {"S": "1"}, ":at": {"S": delivery.next_attempt_at}}
+        """Store the caller-webhook outcome (allowed on final jobs: it is not a status)."""
+        self._set_on_final(job_id, "webhook_delivery", delivery.model_dump_json())
+
+    def set_task_state(self, job_id: str, state: str) -> None:
+        self._set_on_final(job_id, "task_state", state)
+
+    def schedule_followup(self, job_id: str, at: str | None) -> None:
+        """Due again at ``at``, or (None) leave the follow-up index: nothing is owed."""
+        if at is None:
+            expression, values = "REMOVE followup_pending, followup_at", {}
         else:
-            expression = "SET webhook_delivery = :delivery REMOVE webhook_pending, webhook_retry_at"
-            values = {}
+            expression = "SET followup_pending = :one, followup_at = :at"
+            values = {":one": {"S": "1"}, ":at": {"S": at}}
         self._client.update_item(
             TableName=self._table,
             Key={"job_id": {"S": job_id}},
             UpdateExpression=expression,
             ConditionExpression="attribute_exists(job_id)",
-            ExpressionAttributeValues={
-                ":delivery": {"S": delivery.model_dump_json()},
-                **values,
-            },
+            **({"ExpressionAttributeValues": values} if values else {}),
         )
 
-    def webhooks_due(self, *, now_iso: str, limit: int = 50) -> list[JobRecord]:
-        """Final jobs whose caller webhook is due for another round (sparse index)."""
+    def followups_due(self, *, now_iso: str, limit: int = 50) -> list[JobRecord]:
+        """Final jobs that still owe Step Functions or the caller a notification."""
         answer = self._client.query(
             TableName=self._table,
-            IndexName=self._webhook_index,
-            KeyConditionExpression="webhook_pending = :one AND webhook_retry_at <= :now",
+            IndexName=self._followup_index,
+            KeyConditionExpression="followup_pending = :one AND followup_at <= :now",
             ExpressionAttributeValues={":one": {"S": "1"}, ":now": {"S": now_iso}},
             Limit=limit,
         )
         return [_from_item(item) for item in answer.get("Items", [])]
+
+    def _set_on_final(self, job_id: str, attribute: str, value: str) -> None:
+        self._client.update_item(
+            TableName=self._table,
+            Key={"job_id": {"S": job_id}},
+            UpdateExpression=f"SET {attribute} = :value",
+            ConditionExpression="attribute_exists(job_id)",
+            ExpressionAttributeValues={":value": {"S": value}},
+        )
 
     def _update(
         self,

@@ -7,7 +7,8 @@ cancelled at Modal and failed here with ``deadline_exceeded``. If Modal cannot b
 job waits for the next run, unless it is a whole extra deadline late: then it fails with
 ``modal_unavailable`` so no batch item waits forever.
 
-It also sends caller webhooks whose earlier round failed and is due again.
+It also runs the follow-ups of settled jobs whose outbox entry fell due: a Step Functions
+notification that did not go through, a caller webhook round that failed or never ran.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 
 from aws.lambda_proxy.jobs.models import JobFailure, JobRecord, JobStatus, iso, utc_now
-from aws.lambda_proxy.jobs.settle import notify_caller, settle_job, settle_succeeded
+from aws.lambda_proxy.jobs.settle import run_followups, settle_job, settle_succeeded
 from aws.lambda_proxy.modal.exceptions import ModalRejectedError, ModalUnavailableError
 from aws.lambda_proxy.observability import logger
 from modal_service.contracts import CallState
@@ -31,7 +32,7 @@ class ReconcileSummary(BaseModel):
     examined: int = 0
     settled: int = 0
     deferred: int = 0
-    webhooks_retried: int = 0
+    followups: int = 0
 
 
 def reconcile(
@@ -58,9 +59,9 @@ def reconcile(
             failure = JobFailure(code=exc.code, message=exc.message, retryable=True)
             settled = settle_job(services, job.job_id, JobStatus.FAILED, error=failure) is not None
         summary.settled += int(settled)
-    for job in services.jobs.webhooks_due(now_iso=iso(now)):
-        notify_caller(services, job)
-        summary.webhooks_retried += 1
+    for job in services.jobs.followups_due(now_iso=iso(now)):
+        run_followups(services, job)
+        summary.followups += 1
     logger.info("reconciled", extra=summary.model_dump())
     return summary
 

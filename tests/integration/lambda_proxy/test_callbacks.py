@@ -7,7 +7,7 @@ import hashlib
 import json
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -18,8 +18,9 @@ from aws.lambda_proxy.api.models import GenerateVideoRequest
 from aws.lambda_proxy.auth.models import TenantContext
 from aws.lambda_proxy.callbacks.verify import verify_signature
 from aws.lambda_proxy.handlers import callbacks as handler_module
+from aws.lambda_proxy.handlers import reconciler
 from aws.lambda_proxy.jobs.exceptions import SubmitError
-from aws.lambda_proxy.jobs.models import BatchItem
+from aws.lambda_proxy.jobs.models import BatchItem, JobFailure, JobStatus, iso, utc_now
 from aws.lambda_proxy.jobs.submit import submit_job
 from modal_service.contracts import (
     ErrorCode,
@@ -34,7 +35,7 @@ from modal_service.contracts import (
 )
 from scripts.local_stack.gateway import LambdaContext
 from tests.integration.lambda_proxy.conftest import WAV, Proxy, to_answer
-from tests.integration.lambda_proxy.events import callback_event
+from tests.integration.lambda_proxy.events import callback_event, scheduler_event
 
 pytestmark = pytest.mark.stack
 
@@ -310,6 +311,29 @@ def test_batch_job_completes_its_step_functions_task(proxy: Proxy) -> None:
     failed = run_item("failure")
     assert failed["status"] == "FAILED"
     assert failed["error"] == "image_invalid"
+    for item in (succeeded, failed):
+        assert proxy.services.jobs.get(item["job_id"]).task_state == "done"
+
+    # The settling process dies before SendTaskFailure: the reconciler completes the task.
+    execution = sfn.start_execution(stateMachineArn=machine, name=uuid.uuid4().hex, input="{}")
+    token = _receive_token(sqs, queue_url)
+    job = submit_job(
+        GenerateVideoRequest.model_validate(proxy.body()),
+        TenantContext(tenant_id="acme", subject="batch"),
+        task_token=token,
+    )
+    proxy.services.jobs.settle(
+        job.job_id,
+        JobStatus.FAILED,
+        error=JobFailure(code="internal", message="lost"),
+        followup_at=iso(utc_now() - timedelta(seconds=1)),
+        task_pending=True,
+    )
+    assert proxy.services.jobs.get(job.job_id).task_state == "pending"
+    reconciler.handler(scheduler_event(), LambdaContext(function_name="reconciler"))
+    crashed = _wait_for_execution(sfn, execution["executionArn"])
+    assert (crashed["status"], crashed["error"]) == ("FAILED", "internal")
+    assert proxy.services.jobs.get(job.job_id).task_state == "done"
 
 
 def _receive_token(sqs: Any, queue_url: str) -> str:

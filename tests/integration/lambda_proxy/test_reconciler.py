@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from aws.lambda_proxy.handlers import reconciler
-from aws.lambda_proxy.jobs.models import iso, utc_now
+from aws.lambda_proxy.jobs.models import JobFailure, JobStatus, iso, utc_now
 from aws.lambda_proxy.reconcile.reconciler import reconcile
 from scripts.local_stack.gateway import LambdaContext
 from tests.integration.lambda_proxy.conftest import Proxy, free_port
@@ -93,6 +93,15 @@ def test_settled_jobs_leave_the_overdue_index(proxy: Proxy) -> None:
     assert proxy.services.jobs.get(job_id).status.final
 
 
+def make_followup_due(proxy: Proxy, job_id: str) -> None:
+    proxy.services.dynamodb.update_item(
+        TableName=proxy.services.settings.jobs_table_name,
+        Key={"job_id": {"S": job_id}},
+        UpdateExpression="SET followup_at = :past",
+        ExpressionAttributeValues={":past": {"S": iso(utc_now() - timedelta(seconds=1))}},
+    )
+
+
 def test_a_failed_webhook_round_is_sent_again_by_the_reconciler(proxy: Proxy) -> None:
     hook = f"{proxy.receiver.base_url}/hooks/later"
     job_id = proxy.submit(options={"webhook_url": hook})
@@ -103,20 +112,50 @@ def test_a_failed_webhook_round_is_sent_again_by_the_reconciler(proxy: Proxy) ->
     assert first is not None
     assert (first.state, first.rounds, first.retryable) == ("failed", 1, True)
     assert first.next_attempt_at is not None
-    assert run_reconciler()["webhooks_retried"] == 0  # not due yet
+    due_now = proxy.services.jobs.followups_due(now_iso=iso(utc_now()))
+    assert job_id not in {job.job_id for job in due_now}  # armed for the next round, not now
 
-    proxy.services.dynamodb.update_item(
+    make_followup_due(proxy, job_id)
+    proxy.services.dynamodb.update_item(  # and make the round itself due
         TableName=proxy.services.settings.jobs_table_name,
         Key={"job_id": {"S": job_id}},
-        UpdateExpression="SET webhook_retry_at = :past",
-        ExpressionAttributeValues={":past": {"S": iso(utc_now() - timedelta(seconds=1))}},
+        UpdateExpression="SET webhook_delivery = :delivery",
+        ExpressionAttributeValues={
+            ":delivery": {
+                "S": first.model_copy(update={"next_attempt_at": iso(utc_now())}).model_dump_json()
+            }
+        },
     )
-    assert run_reconciler()["webhooks_retried"] == 1
+    assert run_reconciler()["followups"] >= 1
     second = proxy.services.jobs.get(job_id).webhook_delivery
     assert second is not None
     assert (second.state, second.rounds, second.next_attempt_at) == ("delivered", 2, None)
     deliveries = proxy.receiver.for_job(job_id)
     assert len(deliveries) == 4
     assert len({item.headers["webhook-id"] for item in deliveries}) == 1
-    later = proxy.services.jobs.webhooks_due(now_iso=iso(utc_now() + timedelta(days=1)))
+    later = proxy.services.jobs.followups_due(now_iso=iso(utc_now() + timedelta(days=1)))
     assert job_id not in {job.job_id for job in later}
+
+
+def test_followups_lost_in_a_crash_are_completed_by_the_reconciler(proxy: Proxy) -> None:
+    """The settling process died right after its conditional update: nobody was told."""
+    hook = f"{proxy.receiver.base_url}/hooks/crash"
+    job_id = proxy.submit(options={"webhook_url": hook})
+    settled = proxy.services.jobs.settle(
+        job_id,
+        JobStatus.FAILED,
+        error=JobFailure(code="internal", message="worker lost"),
+        followup_at=iso(utc_now() - timedelta(seconds=1)),
+        task_pending=True,
+    )
+    assert settled is not None
+    assert proxy.receiver.for_job(job_id) == []
+
+    run_reconciler()
+    (notice,) = proxy.receiver.for_job(job_id)
+    assert notice.json()["type"] == "job.failed"
+    assert job_id not in {
+        job.job_id for job in proxy.services.jobs.followups_due(now_iso=iso(utc_now()))
+    }
+    run_reconciler()
+    assert len(proxy.receiver.for_job(job_id)) == 1  # done once, not again

@@ -45,7 +45,9 @@ def build_transformer(transformer_dir: Path, adapter_file: Path, dtype: torch.dt
     config = transformer_config(transformer_dir)
     with torch.device("meta"):
         model = MultiTalkTransformer3DModel(**config)
-    state = load_transformer_state(transformer_dir, adapter_file, list(model.state_dict()), dtype)
+    state = load_transformer_state(
+        transformer_dir, adapter_file, list(model.state_dict()), dtype, model._keep_in_fp32_modules
+    )
     model.load_state_dict(state, strict=True, assign=True)
     # Buffers built at init (RoPE tables) are not in checkpoints: rebuild them off the meta device.
     model.rope = type(model.rope)(

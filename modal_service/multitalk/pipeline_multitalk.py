@@ -121,7 +121,14 @@ class MultiTalkPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             .cpu()
             .numpy()
         )
-        inputs = self.image_processor(images=pixels, return_tensors="pt")
+        # Wan's CLIP squashes the whole frame to the input size (no crop): keep both speakers.
+        side = {
+            "height": self.image_processor.crop_size["height"],
+            "width": self.image_processor.crop_size["width"],
+        }
+        inputs = self.image_processor(
+            images=pixels, do_center_crop=False, size=side, return_tensors="pt"
+        )
         param = next(self.image_encoder.parameters())
         out = self.image_encoder(
             inputs.pixel_values.to(param.device, param.dtype), output_hidden_states=True

@@ -79,7 +79,8 @@ class MultiTalkAudioProjection(nn.Module):
         self.proj1_vf = nn.Linear((window + vae_scale - 1) * layers * channels, intermediate_dim)
         self.proj2 = nn.Linear(intermediate_dim, intermediate_dim)
         self.proj3 = nn.Linear(intermediate_dim, context_tokens * output_dim)
-        self.norm = nn.LayerNorm(output_dim)
+        # InfiniteTalk runs this norm in fp32; bf16 LayerNorm over 768 channels loses precision.
+        self.norm = FP32LayerNorm(output_dim)
 
     def forward(self, first: torch.Tensor, later: torch.Tensor) -> torch.Tensor:
         """``(B, 1, ...)``, ``(B, k, ...)`` -> ``(B, 1 + k, context_tokens, output_dim)``."""
@@ -87,8 +88,7 @@ class MultiTalkAudioProjection(nn.Module):
         later = torch.relu(self.proj1_vf(later.flatten(2)))
         hidden = torch.relu(self.proj2(torch.cat([first, later], dim=1)))
         tokens = self.proj3(hidden).unflatten(-1, (self.context_tokens, self.output_dim))
-        # InfiniteTalk runs this norm in fp32; bf16 LayerNorm over 768 channels loses precision.
-        return self.norm(tokens.float()).type_as(tokens)
+        return self.norm(tokens)
 
 
 def _apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

@@ -66,7 +66,11 @@ def original_to_diffusers_names(keys: Iterable[str]) -> dict[str, str]:
     return {keys[int(value[0])]: new for new, value in converted.items()}
 
 
-def _read_safetensors(files: list[Path], rename: dict[str, str] | None, dtype: torch.dtype) -> dict:
+def _read_safetensors(
+    files: list[Path], rename: dict[str, str] | None, dtype: torch.dtype, keep_fp32: Iterable[str]
+) -> dict:
+    """Read every tensor as ``dtype``, except modules named in ``keep_fp32`` (as diffusers does)."""
+    keep_fp32 = set(keep_fp32)
     tensors: dict[str, torch.Tensor] = {}
     for file in files:
         with safe_open(str(file), framework="pt") as handle:
@@ -76,7 +80,8 @@ def _read_safetensors(files: list[Path], rename: dict[str, str] | None, dtype: t
                     raise ModelUnavailableError(
                         f"{file.name}: key {name!r} appears twice", "weights_mismatch"
                     )
-                tensors[name] = handle.get_tensor(key).to(dtype)
+                fp32 = not keep_fp32.isdisjoint(name.split("."))
+                tensors[name] = handle.get_tensor(key).to(torch.float32 if fp32 else dtype)
     return tensors
 
 
@@ -89,7 +94,11 @@ def _keys_of(files: list[Path]) -> list[str]:
 
 
 def load_transformer_state(
-    transformer_dir: Path, adapter_file: Path, expected: list[str], dtype: torch.dtype
+    transformer_dir: Path,
+    adapter_file: Path,
+    expected: list[str],
+    dtype: torch.dtype,
+    keep_fp32: Iterable[str] = (),
 ) -> dict[str, torch.Tensor]:
     """Base shards + adapter as one state dict in the model's names, checked strictly."""
     if not adapter_file.is_file():
@@ -109,8 +118,8 @@ def load_transformer_state(
         [k for k in expected if not is_adapter_key(k)], base_names, f"{transformer_dir.name}/"
     )
     check_keys([k for k in expected if is_adapter_key(k)], adapter_keys, adapter_file.name)
-    state = _read_safetensors(shards, rename, dtype)
-    state.update(_read_safetensors([adapter_file], None, dtype))
+    state = _read_safetensors(shards, rename, dtype, keep_fp32)
+    state.update(_read_safetensors([adapter_file], None, dtype, keep_fp32))
     return state
 
 

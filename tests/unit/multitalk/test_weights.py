@@ -8,9 +8,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from modal_service.multitalk import ModelUnavailableError
+from modal_service.media.probe import probe_media
+from modal_service.multitalk import ModelUnavailableError, RenderSpec
 from modal_service.multitalk.loading import build_transformer
-from modal_service.multitalk.presets import build_tiny_transformer
+from modal_service.multitalk.presets import TINY, build_tiny, build_tiny_transformer
+from modal_service.multitalk.renderer import Renderer
 from modal_service.multitalk.weights import is_adapter_key, original_to_diffusers_names
 from tests.unit.multitalk.original_keys import original_wan_i2v_keys
 
@@ -102,3 +104,30 @@ def test_missing_files_are_model_unavailable(tmp_path: Path) -> None:
     transformer_dir, _ = _write_checkpoint(tmp_path, build_tiny_transformer())
     with pytest.raises(ModelUnavailableError, match="adapter file missing"):
         build_transformer(transformer_dir, tmp_path / "absent.safetensors", torch.float32)
+
+
+def test_bf16_load_keeps_diffusers_fp32_modules(tmp_path: Path) -> None:
+    transformer_dir, adapter = _write_checkpoint(tmp_path, build_tiny_transformer())
+    loaded = build_transformer(transformer_dir, adapter, torch.bfloat16)
+    assert loaded.blocks[0].attn1.to_q.weight.dtype == torch.bfloat16
+    assert loaded.blocks[0].audio_cross_attn.kv_linear.weight.dtype == torch.bfloat16
+    assert loaded.blocks[0].norm_x.weight.dtype == torch.float32
+    assert loaded.scale_shift_table.dtype == torch.float32
+    assert loaded.condition_embedder.time_embedder.linear_1.weight.dtype == torch.float32
+
+
+def test_strictly_loaded_mixed_precision_model_renders(tmp_path: Path, media: dict) -> None:
+    """The 14B preset's dtypes (bf16 transformer and UMT5, fp16 CLIP, fp32 VAE) on tiny dims."""
+    pipeline, audio = build_tiny()
+    transformer_dir, adapter = _write_checkpoint(tmp_path / "ckpt", pipeline.transformer)
+    pipeline.transformer = build_transformer(transformer_dir, adapter, torch.bfloat16)
+    pipeline.text_encoder.to(torch.bfloat16)
+    pipeline.image_encoder.to(torch.float16)
+    spec = RenderSpec(
+        audio_paths=[media["voice"], media["voice_mp3"]],
+        image_path=media["wide"],
+        max_duration_s=1.0,
+    )
+    outcome = Renderer(TINY, pipeline, audio).render(spec, tmp_path / "bf16.mp4")
+    assert outcome.frames == 25
+    assert probe_media(tmp_path / "bf16.mp4").frames == 25

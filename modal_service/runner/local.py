@@ -2,8 +2,10 @@
 
 Each job runs ``python -m modal_service.worker`` in its own process, so a crash, a leak or a
 cancel never touches the API process. At most ``max_workers`` run at once; the rest wait in
-order. The worker's environment is the API's minus every ``AWS_*`` variable: the worker must
-work from the pre-signed URLs alone, as on Modal (and refuses to start otherwise).
+order (``max_workers=0`` accepts jobs and never starts them, for tests of the AWS side that
+play the worker themselves). The worker's environment is the API's minus every ``AWS_*``
+variable: the worker must work from the pre-signed URLs alone, as on Modal (and refuses to start
+otherwise).
 
 Cancel sends SIGTERM (the worker reports itself cancelled and cleans up) and SIGKILL after a
 grace period.
@@ -129,16 +131,6 @@ class LocalRunner:
                 call.cancel_requested_at = time.monotonic()
                 call.process.terminate()
             return JobStatusResponse(call_id=call_id, state=CallState.CANCELLED)
-
-    def wait(self, call_id: str, timeout_s: float) -> JobStatusResponse:
-        """Block until the call is final (for the local stack's tools and tests)."""
-        deadline = time.monotonic() + timeout_s
-        with self._lock:
-            call = self._get(call_id)
-            while call.final is None and time.monotonic() < deadline:
-                self._lock.wait(timeout=self._poll_interval_s)
-                self._pump_locked()
-            return call.final or running(call_id)
 
     def worker_pid(self, call_id: str) -> int | None:
         """The worker process id while it runs (tests inspect its environment)."""

@@ -115,8 +115,8 @@ class ModalRunner:
             return running(call_id)
         except modal.exception.OutputExpiredError:
             return JobStatusResponse(call_id=call_id, state=CallState.EXPIRED)
-        except modal.exception.NotFoundError as error:
-            raise CallNotFound(call_id) from error
+        except (modal.exception.NotFoundError, modal.exception.InvalidError) as error:
+            raise CallNotFound(call_id) from error  # unknown, or not a Modal call id at all
         except modal.exception.FunctionTimeoutError:
             return _failed(
                 call_id, ErrorCode.DEADLINE_EXCEEDED, "the GPU function timed out", False

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import modal.exception
 import pytest
 
 from modal_service.config import WorkerSettings
@@ -164,5 +168,56 @@ def test_a_deadline_that_passes_mid_render_stops_the_job(
     stages = {e.stage for e in receiver.events if e.type == "job.progress"}
     assert stages & RENDER_STAGES, f"the render never started: {stages}"
     assert receiver.final().error.code == ErrorCode.DEADLINE_EXCEEDED
+    assert not objects.exists(out_key)
+    assert list(work_dir.iterdir()) == []
+
+
+def test_a_modal_cancel_mid_render_is_reported_cleaned_up_and_let_through(
+    renderers: RendererCache,
+    objects: S3Objects,
+    receiver: CallbackReceiver,
+    secret: str,
+    media: tuple[bytes, bytes],
+    worker_settings: WorkerSettings,
+    work_dir: Path,
+    tmp_path: Path,
+) -> None:
+    # Modal cancels a running input by sending SIGUSR1 to the container, whose handler raises
+    # InputCancellation in the main thread (modal/_container_entrypoint.py). The same here.
+    def raise_cancellation(_signum: int, _frame: Any) -> None:
+        raise modal.exception.InputCancellation("Input was cancelled by user")
+
+    longer = write_speech_wav(tmp_path / "longer.wav", duration_s=2.0).read_bytes()
+    request, out_key = _job(objects, receiver, secret, (longer, media[1]), max_duration_s=2.0)
+    request = request.model_copy(
+        update={"params": request.params.model_copy(update={"sample_steps": 100})}
+    )
+
+    def cancel_when_rendering() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if {e.stage for e in receiver.events if e.type == "job.progress"} & RENDER_STAGES:
+                os.kill(os.getpid(), signal.SIGUSR1)
+                return
+            time.sleep(0.02)
+
+    previous = signal.signal(signal.SIGUSR1, raise_cancellation)
+    canceller = threading.Thread(target=cancel_when_rendering)
+    try:
+        canceller.start()
+        with pytest.raises(modal.exception.InputCancellation):
+            run_job(
+                request,
+                renderers=renderers.get,
+                settings=worker_settings,
+                interrupts=(modal.exception.InputCancellation,),
+            )
+    finally:
+        canceller.join()
+        signal.signal(signal.SIGUSR1, previous)
+
+    final = receiver.final()
+    assert final.type == "job.failed"
+    assert final.error.code == ErrorCode.CANCELLED
     assert not objects.exists(out_key)
     assert list(work_dir.iterdir()) == []

@@ -241,8 +241,12 @@ def test_a_succeeded_call_reports_its_result(calls: dict[str, StandInCall]) -> N
     assert status.result.frames == 25
 
 
-def test_unknown_calls_are_not_found(calls: dict[str, StandInCall]) -> None:
-    calls["fc-gone"] = StandInCall(modal.exception.NotFoundError("no such call"))
+@pytest.mark.parametrize(
+    "error",
+    [modal.exception.NotFoundError("no such call"), modal.exception.InvalidError("bad id")],
+)
+def test_unknown_calls_are_not_found(error: Exception, calls: dict[str, StandInCall]) -> None:
+    calls["fc-gone"] = StandInCall(error)
     runner = ModalRunner(app_name="a", class_name="C")
     with pytest.raises(CallNotFound):
         runner.status("fc-gone")

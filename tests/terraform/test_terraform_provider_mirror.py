@@ -11,13 +11,18 @@ names are covered by the 6.25.0 schema lint. Without a mirror these tests skip.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from scripts.terraform.derive_aws_schema import load
+from scripts.terraform.hcl_structure import parse_file
+from scripts.terraform.schema_lint import lint, tf_files
 from tests.terraform.tooling import ROOT, TERRAFORM_DIR, terraform
 
 MIRROR = Path(os.environ.get("TF_PROVIDER_MIRROR", "/opt/tf-plugins"))
@@ -36,6 +41,12 @@ def _patch(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text, f"{old!r} not in {path}"
     path.write_text(text.replace(old, new))
+
+
+def _run(*args: str, cwd: Path, env: dict[str, str]) -> str:
+    done = terraform(*args, "-no-color", cwd=cwd, timeout=300, extra_env=env)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return done.stdout
 
 
 @pytest.fixture(scope="module")
@@ -58,13 +69,8 @@ def mirrored_copy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[
         f'provider_installation {{\n  filesystem_mirror {{\n    path = "{MIRROR}"\n  }}\n}}\n'
     )
     env = {"TF_SHIM_CLI_CONFIG": str(config)}
+    _run("init", "-backend=false", "-input=false", cwd=copy, env=env)
     return copy, env
-
-
-def _run(*args: str, cwd: Path, env: dict[str, str]) -> str:
-    done = terraform(*args, "-no-color", cwd=cwd, timeout=300, extra_env=env)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    return done.stdout
 
 
 @pytest.mark.slow
@@ -73,13 +79,72 @@ def test_validates_with_the_provider_schema(
     where: str, mirrored_copy: tuple[Path, dict[str, str]]
 ) -> None:
     copy, env = mirrored_copy
-    _run("init", "-backend=false", "-input=false", cwd=copy / where, env=env)
+    if where != ".":
+        _run("init", "-backend=false", "-input=false", cwd=copy / where, env=env)
     assert "The configuration is valid" in _run("validate", cwd=copy / where, env=env)
 
 
 @pytest.mark.slow
 def test_mock_provider_tests_pass(mirrored_copy: tuple[Path, dict[str, str]]) -> None:
     copy, env = mirrored_copy
-    _run("init", "-backend=false", "-input=false", cwd=copy, env=env)
     out = _run("test", f"-var=state_machine_template_path={TEMPLATE}", cwd=copy, env=env)
     assert re.search(r"Success! \d+ passed, 0 failed", out), out
+
+
+def _lint_body(block: dict[str, Any]) -> dict[str, Any]:
+    """A provider schema block in the lint's shape (arguments only: computed-only is dropped)."""
+    attributes = {
+        name: bool(attr.get("required"))
+        for name, attr in block.get("attributes", {}).items()
+        if attr.get("required") or attr.get("optional")
+    }
+    blocks = {
+        name: {"required": nested.get("min_items", 0) > 0, **_lint_body(nested["block"])}
+        for name, nested in block.get("block_types", {}).items()
+    }
+    return {"attributes": attributes, "blocks": blocks}
+
+
+def _disagreements(derived: dict[str, Any], provider: dict[str, Any], path: str) -> list[str]:
+    found = []
+    for name in derived["attributes"].keys() & provider["attributes"].keys():
+        if derived["attributes"][name] != provider["attributes"][name]:
+            found.append(f"{path}.{name}: required differs")
+    for name in derived["attributes"].keys() & provider["blocks"].keys():
+        found.append(f"{path}.{name}: an argument here, a block in the provider")
+    for name in derived["blocks"].keys() & provider["attributes"].keys():
+        found.append(f"{path}.{name}: a block here, an argument in the provider")
+    for name in derived["blocks"].keys() & provider["blocks"].keys():
+        if derived["blocks"][name]["required"] != provider["blocks"][name]["required"]:
+            found.append(f"{path}.{name}: block required differs")
+        found += _disagreements(derived["blocks"][name], provider["blocks"][name], f"{path}.{name}")
+    return found
+
+
+@pytest.mark.slow
+def test_derived_schema_agrees_with_the_provider_binary(
+    mirrored_copy: tuple[Path, dict[str, str]],
+) -> None:
+    """The jsii-derived 6.25.0 schema and the mirrored provider's own schema agree on every
+    argument both know, for every type this module uses; and the lint, fed the provider's
+    schema instead, accepts the module too (it uses no 6.x-only argument)."""
+    copy, env = mirrored_copy
+    done = terraform("providers", "schema", "-json", cwd=copy, timeout=300, extra_env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    provider = json.loads(done.stdout)["provider_schemas"]["registry.terraform.io/hashicorp/aws"]
+    converted = {
+        "version": _mirrored_version(),
+        "resource": {t: _lint_body(s["block"]) for t, s in provider["resource_schemas"].items()},
+        "data": {t: _lint_body(s["block"]) for t, s in provider["data_source_schemas"].items()},
+    }
+    derived = load()
+    used = {
+        (block.type, block.labels[0])
+        for path in tf_files([TERRAFORM_DIR])
+        for block in parse_file(path).blocks
+        if block.type in ("resource", "data") and block.labels[0].startswith("aws_")
+    }
+    assert len(used) > 30
+    for kind, type_name in sorted(used):
+        assert _disagreements(derived[kind][type_name], converted[kind][type_name], type_name) == []
+    assert lint([TERRAFORM_DIR], converted) == []

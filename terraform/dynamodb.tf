@@ -1,5 +1,5 @@
 ################################################################################
-# DynamoDB: jobs (TTL, tenant index, sparse active index) and idempotency records
+# DynamoDB: jobs (TTL, tenant index, sparse active and follow-up indexes) and idempotency records
 ################################################################################
 
 resource "aws_dynamodb_table" "jobs" {
@@ -34,6 +34,18 @@ resource "aws_dynamodb_table" "jobs" {
     type = "S"
   }
 
+  # Set to "1" on a final job while Step Functions or the caller's webhook is still owed its
+  # notification (an outbox the reconciler drains); removed once both were told.
+  attribute {
+    name = "followup_pending"
+    type = "S"
+  }
+
+  attribute {
+    name = "followup_at"
+    type = "S"
+  }
+
   global_secondary_index {
     name            = local.names.jobs_indexes.tenant
     hash_key        = "tenant_id"
@@ -45,6 +57,13 @@ resource "aws_dynamodb_table" "jobs" {
     name            = local.names.jobs_indexes.active
     hash_key        = "active"
     range_key       = "deadline"
+    projection_type = "ALL"
+  }
+
+  global_secondary_index {
+    name            = local.names.jobs_indexes.followups
+    hash_key        = "followup_pending"
+    range_key       = "followup_at"
     projection_type = "ALL"
   }
 

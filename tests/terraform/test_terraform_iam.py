@@ -63,7 +63,8 @@ EXPECTED = {
         "sqs": set(),
     },
     "reconciler": {
-        "dynamodb": {TABLES + "mt-eval-jobs", TABLES + "mt-eval-jobs/index/active-by-deadline"},
+        "dynamodb": {TABLES + "mt-eval-jobs", TABLES + "mt-eval-jobs/index/active-by-deadline",
+                     TABLES + "mt-eval-jobs/index/followups"},
         "secretsmanager": {MODAL_TOKEN, WEBHOOK_SECRETS},
         "states": {STATE_MACHINE, STATE_MACHINE + "/*"},
         "sqs": {f"arn:aws:sqs:{REGION}:{ACCOUNT}:mt-eval-async-dlq"},

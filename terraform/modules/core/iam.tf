@@ -146,6 +146,7 @@ locals {
         Resource = [
           local.table_arns.jobs,
           "${local.table_arns.jobs}/index/${local.jobs_indexes.active}",
+          "${local.table_arns.jobs}/index/${local.jobs_indexes.followups}",
         ]
       },
       local.read_outputs_statement,

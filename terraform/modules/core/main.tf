@@ -19,8 +19,9 @@ locals {
   }
   # Index names the Lambda code queries (aws/lambda_proxy/config.py defaults).
   jobs_indexes = {
-    tenant = "by-tenant"
-    active = "active-by-deadline"
+    tenant    = "by-tenant"
+    active    = "active-by-deadline"
+    followups = "followups"
   }
 
   queues = {
@@ -172,6 +173,7 @@ locals {
     JOBS_TABLE_NAME              = local.tables.jobs
     JOBS_TENANT_INDEX            = local.jobs_indexes.tenant
     JOBS_ACTIVE_INDEX            = local.jobs_indexes.active
+    JOBS_FOLLOWUP_INDEX          = local.jobs_indexes.followups
     IDEMPOTENCY_TABLE_NAME       = local.tables.idempotency
     JOB_TTL_DAYS                 = tostring(var.limits.job_ttl_days)
     TENANTS_CONFIG               = jsonencode(local.tenants_config)

@@ -31,11 +31,12 @@ from pydantic import ValidationError
 
 from aws.lambda_proxy.api.models import GenerateVideoRequest, InputSpec, OutputSpec
 from aws.lambda_proxy.auth.models import SCOPE_WRITE, TenantContext
+from aws.lambda_proxy.idempotency import register_lambda_context
 from aws.lambda_proxy.jobs.cancel import cancel_job
 from aws.lambda_proxy.jobs.exceptions import JobFinalError, JobNotFoundError, SubmitError
 from aws.lambda_proxy.jobs.models import BatchItem
 from aws.lambda_proxy.jobs.submit import submit_job
-from aws.lambda_proxy.observability import logger
+from aws.lambda_proxy.observability import logger, metrics, tracer
 from aws.lambda_proxy.services import Services, get_services
 from aws.step_functions.exceptions import BatchError
 from aws.step_functions.item_jobs import item_job_ids, record_job
@@ -58,8 +59,14 @@ _TASK_GONE = frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"})
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """SQS event source mapping with ``ReportBatchItemFailures``."""
+    # An attempt cut off by the function timeout must not block the redelivery: idempotency
+    # records in progress expire with the invocation's remaining time.
+    register_lambda_context(context)
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

@@ -4,6 +4,7 @@ Map that stopped itself (what AWS does when the tolerance is exceeded) or left i
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
@@ -29,7 +30,7 @@ def test_a_redelivered_item_message_creates_no_second_job(world: BatchWorld) -> 
     put(world.stack, f"{inputs}solo.png", "image/png", b"\x89PNG")
     sfn = world.stack.client("stepfunctions")
     execution = sfn.start_execution(
-        stateMachineArn=state_machine(world.stack),
+        stateMachineArn=state_machine(world.stack, world.queue.queue_url),
         name=f"redelivery-{run}",
         input=json.dumps(
             {
@@ -41,7 +42,7 @@ def test_a_redelivered_item_message_creates_no_second_job(world: BatchWorld) -> 
     )
     world.queue.poll(wait_s=2)  # the plan
     sqs = world.stack.client("sqs")
-    queue = world.stack.queues["batch_submit"]
+    queue = world.queue.queue_url
     messages: list[dict] = []
     for _ in range(20):
         messages = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages", [])
@@ -59,11 +60,25 @@ def test_a_redelivered_item_message_creates_no_second_job(world: BatchWorld) -> 
         "awsRegion": world.stack.region,
     }
     before = set(world.runner.requests)
+    started_ms = time.time() * 1000
     for _ in range(2):  # SQS delivers at least once
         answer = batch_submit.handler({"Records": [record]}, LambdaContext("batch-submit"))
         assert answer == {"batchItemFailures": []}
     new_calls = set(world.runner.requests) - before
     assert len(new_calls) == 1
+    # An attempt cut off by the function timeout would not block the redelivery for long: its
+    # in-progress record expires with the invocation (30 s here), not with the record's TTL.
+    (job_request,) = [world.runner.requests[call] for call in new_calls]
+    in_progress = [
+        int(item["in_progress_expiration"]["N"])
+        for item in world.stack.client("dynamodb").scan(
+            TableName=world.stack.tables["idempotency"]
+        )["Items"]
+        if "in_progress_expiration" in item
+        and job_request.job_id in item.get("data", {}).get("S", "")
+    ]
+    assert in_progress
+    assert all(started_ms < expiry <= time.time() * 1000 + 30_000 for expiry in in_progress)
     sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
     world.worker.succeed(world.runner.requests[new_calls.pop()]).raise_for_status()
     for _ in range(30):

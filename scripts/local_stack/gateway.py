@@ -7,6 +7,11 @@ build the v2 event (headers lower-cased, query string, path parameters, base64 f
 ``requestContext.http``), call the handler with a Lambda context, and map the result back
 (``statusCode``/``headers``/``body``/``isBase64Encoded``, or a bare value as 200 JSON).
 JWT checks stay in the Lambda, as the product's default configuration does.
+
+It throttles as the stage Terraform creates does: a token bucket per route (``rate`` tokens a
+second, at most ``burst`` saved), the default route settings for every route unless the route
+has its own, and ``429 {"message": "Too Many Requests"}`` before any handler runs.
+``LOCAL_GATEWAY_THROTTLING`` (JSON of :class:`ThrottlingSettings`) sets the limits.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -69,6 +75,60 @@ class LambdaContext:
         return max(0, int((self.timeout_s - (time.monotonic() - self.started)) * 1000))
 
 
+class RouteThrottle(BaseModel):
+    """``throttling_rate_limit`` and ``throttling_burst_limit`` of a stage's route settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rate_limit: float = Field(gt=0)
+    burst_limit: int = Field(ge=1)
+
+
+class ThrottlingSettings(BaseModel):
+    """The stage's throttling, with Terraform's defaults (``api_throttling``,
+    ``callback_throttling`` in terraform/variables.tf)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default: RouteThrottle = RouteThrottle(rate_limit=50, burst_limit=100)
+    routes: dict[str, RouteThrottle] = {
+        "POST /callbacks/{job_id}": RouteThrottle(rate_limit=25, burst_limit=50)
+    }
+
+    @classmethod
+    def from_env(cls) -> ThrottlingSettings:
+        raw = os.environ.get("LOCAL_GATEWAY_THROTTLING")
+        return cls.model_validate_json(raw) if raw else cls()
+
+
+class TokenBucket:
+    """Starts full; each request takes a token; tokens come back at ``rate_limit`` a second."""
+
+    def __init__(self, limits: RouteThrottle, clock: Callable[[], float] = time.monotonic) -> None:
+        self._rate = limits.rate_limit
+        self._capacity = float(limits.burst_limit)
+        self._tokens = self._capacity
+        self._clock = clock
+        self._updated = clock()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
+            self._updated = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
+
+
+def load_handler(path: str) -> Handler:
+    """``package.module.function`` (a Lambda handler setting) -> the function."""
+    module_name, function_name = path.rsplit(".", 1)
+    return getattr(importlib.import_module(module_name), function_name)
+
+
 @dataclass(frozen=True)
 class Route:
     method: str
@@ -103,16 +163,24 @@ class Route:
 class LocalGateway:
     """An ASGI app mapping route keys to handler import paths; serve it with uvicorn."""
 
-    def __init__(self, routes: tuple[tuple[str, str], ...] = PRODUCT_ROUTES) -> None:
+    def __init__(
+        self,
+        routes: tuple[tuple[str, str], ...] = PRODUCT_ROUTES,
+        throttling: ThrottlingSettings | None = None,
+    ) -> None:
         # API Gateway picks the most specific route; declaration order is ours to keep that way.
         self.routes = [Route.parse(key, handler) for key, handler in routes]
+        throttling = throttling or ThrottlingSettings()
+        self._buckets = {
+            route.key: TokenBucket(throttling.routes.get(route.key, throttling.default))
+            for route in self.routes
+        }
         self._handlers: dict[str, Handler] = {}
         self._locks: dict[str, threading.Lock] = {}
 
     def _handler(self, path: str) -> Handler:
         if path not in self._handlers:
-            module_name, function_name = path.rsplit(".", 1)
-            self._handlers[path] = getattr(importlib.import_module(module_name), function_name)
+            self._handlers[path] = load_handler(path)
         return self._handlers[path]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -126,6 +194,9 @@ class LocalGateway:
                 break
         else:
             await _json(404, {"message": "Not Found"})(scope, receive, send)
+            return
+        if not self._buckets[route.key].take():
+            await _json(429, {"message": "Too Many Requests"})(scope, receive, send)
             return
         event = build_event(request, body, route, parameters)
         context = LambdaContext(function_name=route.handler_path.split(".")[-2])
@@ -232,4 +303,4 @@ def create_app() -> LocalGateway:
                 webhook_ssl_context=trust,
             )
         )
-    return LocalGateway()
+    return LocalGateway(throttling=ThrottlingSettings.from_env())

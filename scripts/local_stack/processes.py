@@ -93,6 +93,12 @@ def wait_until_healthy(
     raise StackStartError(name, f"not healthy after {timeout_s:.0f} s", log_file)
 
 
+def log_text(state_dir: Path, name: str) -> str:
+    """What the part ``name`` has written to its log so far ("" before it wrote anything)."""
+    path = state_dir / "logs" / f"{name}.log"
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
 def http_ok(url: str) -> bool:
     """Health probe: does ``url`` (loopback http) answer 200?"""
     with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 (loopback http)

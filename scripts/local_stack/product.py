@@ -1,14 +1,20 @@
-"""The product on top of the local AWS stack: the internal API (with local worker processes) and
-the API gateway in front of the real Lambda handlers.
+"""The product on top of the local AWS stack: the internal API (with local worker processes), the
+API gateway in front of the real Lambda handlers, and the batch state machine with its queue's
+event source.
 
-Two more processes, started after :class:`~scripts.local_stack.LocalStack` and recorded in the same
-PID file, so ``down`` stops them too:
+Three more processes, started after :class:`~scripts.local_stack.LocalStack` and recorded in the
+same PID file, so ``down`` stops them too:
 
 - ``internal-api``: ``modal_service.api`` under uvicorn in local mode, demanding the Modal
   proxy-auth headers (the token lives in the stack's Secrets Manager, as in AWS), running jobs in
   worker subprocesses whose environment holds no AWS variable;
 - ``gateway``: :mod:`scripts.local_stack.gateway` under uvicorn, its handlers configured through
-  the same environment variables Terraform sets on the Lambdas.
+  the same environment variables Terraform sets on the Lambdas;
+- ``batch-events``: :mod:`scripts.local_stack.sqs_event_source`, delivering the batch queue to
+  the real ``batch_submit`` handler (configured the same way).
+
+The batch state machine is the Terraform template rendered with Terraform's defaults (but a
+concurrency that fits two local workers) and created in the local Step Functions.
 """
 
 from __future__ import annotations
@@ -20,12 +26,19 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from aws.step_functions.render import render_definition
+
 from . import processes, tls
 from .config import StackInfo
+from .sqs_event_source import READY_LINE
 from .stack import REPO_ROOT
 
 PRODUCT_FILE = "product.json"
 STARTUP_TIMEOUT_S = 60.0
+PARTS = ("internal-api", "gateway", "batch-events")
+BATCH_ROLE_ARN = "arn:aws:iam::123456789012:role/multitalk-local-batch"
+BATCH_RESULTS_PREFIX = "batch-results/"
+BATCH_HANDLER = "aws.step_functions.handlers.batch_submit.handler"
 
 
 class ProductInfo(BaseModel):
@@ -35,6 +48,7 @@ class ProductInfo(BaseModel):
 
     api_url: str
     internal_api_url: str
+    state_machine_arn: str
 
     @classmethod
     def read(cls, state_dir: Path) -> ProductInfo | None:
@@ -86,15 +100,16 @@ def up(info: StackInfo) -> ProductInfo:
     """Start the internal API and the gateway against a running stack (idempotent)."""
     running = ProductInfo.read(info.state_dir)
     pids = processes.read_pids(info.state_dir)
-    if running and all(
-        name in pids and processes.is_running(pids[name]) for name in ("internal-api", "gateway")
-    ):
+    if running and all(name in pids and processes.is_running(pids[name]) for name in PARTS):
         return running
+    processes.stop_some(info.state_dir, [name for name in PARTS if name in pids])  # half-started
     ports = {part: processes.free_port() for part in ("internal-api", "gateway")}
     product = ProductInfo(
         api_url=f"http://127.0.0.1:{ports['gateway']}",
         internal_api_url=f"http://127.0.0.1:{ports['internal-api']}",
+        state_machine_arn=create_batch_state_machine(info),
     )
+    lambda_env = lambda_environment(info, product.api_url, product.internal_api_url)
     # The internal API must not inherit AWS variables: its workers would see them.
     clean_env = {k: v for k, v in os.environ.items() if not k.upper().startswith("AWS_")}
     started = {
@@ -111,26 +126,60 @@ def up(info: StackInfo) -> ProductInfo:
             _uvicorn("scripts.local_stack.gateway:create_app", ports["gateway"]),
             state_dir=info.state_dir,
             cwd=REPO_ROOT,
-            env=lambda_environment(info, product.api_url, product.internal_api_url),
+            env=lambda_env,
+        ),
+        "batch-events": processes.start(
+            "batch-events",
+            [
+                sys.executable,
+                "-m",
+                "scripts.local_stack.sqs_event_source",
+                "--queue-url",
+                info.queues["batch_submit"],
+                "--handler",
+                BATCH_HANDLER,
+            ],
+            state_dir=info.state_dir,
+            cwd=REPO_ROOT,
+            env=lambda_env,
         ),
     }
+    checks = {
+        "internal-api": lambda: processes.http_ok(f"{product.internal_api_url}/v1/health"),
+        "gateway": lambda: processes.http_ok(f"{product.api_url}/health"),
+        # It says so once it reached the queue and imported the handler.
+        "batch-events": lambda: READY_LINE in processes.log_text(info.state_dir, "batch-events"),
+    }
     try:
-        for name, url in (
-            ("internal-api", f"{product.internal_api_url}/v1/health"),
-            ("gateway", f"{product.api_url}/health"),
-        ):
+        for name, check in checks.items():
             processes.wait_until_healthy(
-                name,
-                started[name],
-                lambda url=url: processes.http_ok(url),
-                state_dir=info.state_dir,
-                timeout_s=STARTUP_TIMEOUT_S,
+                name, started[name], check, state_dir=info.state_dir, timeout_s=STARTUP_TIMEOUT_S
             )
     except BaseException:
         processes.stop_some(info.state_dir, list(started))
         raise
     (info.state_dir / PRODUCT_FILE).write_text(product.model_dump_json(indent=2))
     return product
+
+
+def create_batch_state_machine(info: StackInfo) -> str:
+    """The batch definition rendered from the Terraform template, in the local Step Functions."""
+    definition = render_definition(
+        {
+            "submit_queue_url": info.queues["batch_submit"],
+            "results_bucket": info.buckets["data"],
+            "results_prefix": BATCH_RESULTS_PREFIX,
+            "max_concurrency": 2,  # the local worker processes
+            "tolerated_failure_percentage": 25,
+            "heartbeat_seconds": 120,
+            "task_timeout_seconds": 1800,
+        }
+    )
+    return info.client("stepfunctions").create_state_machine(
+        name=f"multitalk-local-batch-{os.urandom(3).hex()}",
+        definition=json.dumps(definition),
+        roleArn=BATCH_ROLE_ARN,
+    )["stateMachineArn"]
 
 
 def _uvicorn(factory: str, port: int) -> list[str]:

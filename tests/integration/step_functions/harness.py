@@ -1,8 +1,7 @@
 """Drives a batch execution on the local stack the way AWS would around it.
 
-- :class:`QueueDriver` is the SQS event source mapping: it receives the batch queue's messages,
-  hands them to the real ``batch_submit`` handler as an SQS event and deletes what the handler did
-  not report in ``batchItemFailures``.
+- :class:`~scripts.local_stack.sqs_event_source.SqsEventSource` (the local stack's) is the SQS
+  event source mapping; the tests poll it themselves.
 - :class:`HeldRunner` is the GPU side's job runner behind the real internal API: it accepts and
   records :class:`CreateJobRequest` s but renders nothing, so the test can act as the worker.
 - :class:`WorkerStandIn` does what the worker does with a request: PUT the MP4 through the
@@ -23,10 +22,8 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 import uvicorn
-from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from standardwebhooks import Webhook
 
-from aws.step_functions.handlers import batch_submit
 from aws.step_functions.render import render_definition
 from modal_service.contracts import (
     CallState,
@@ -41,16 +38,16 @@ from modal_service.contracts import (
     JobSucceeded,
 )
 from scripts.local_stack import StackInfo
-from scripts.local_stack.gateway import LambdaContext
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/multitalk-batch"
 RESULTS_PREFIX = "batch-results/"
 
 
-def state_machine(stack: StackInfo, **overrides: Any) -> str:
-    """Create a state machine from the rendered template (the test defaults, then ``overrides``)."""
+def state_machine(stack: StackInfo, queue_url: str, **overrides: Any) -> str:
+    """Create a state machine from the rendered template (the test defaults, then ``overrides``)
+    that sends its work to ``queue_url``."""
     values = {
-        "submit_queue_url": stack.queues["batch_submit"],
+        "submit_queue_url": queue_url,
         "results_bucket": stack.buckets["data"],
         "results_prefix": RESULTS_PREFIX,
         "max_concurrency": 3,
@@ -163,55 +160,6 @@ class WorkerStandIn:
         self._post(request, JobStarted(job_id=request.job_id)).raise_for_status()
         error = JobError(code=code, message=f"the worker says {code.value}", retryable=False)
         return self._post(request, JobFailed(job_id=request.job_id, error=error))
-
-
-class QueueDriver:
-    """The SQS -> Lambda event source mapping, with ReportBatchItemFailures."""
-
-    def __init__(self, stack: StackInfo, queue_url: str) -> None:
-        self.sqs = stack.client("sqs")
-        self.queue_url = queue_url
-        self.region = stack.region
-        self.handled: list[dict[str, Any]] = []
-
-    def poll(self, wait_s: int = 1) -> int:
-        """Deliver one batch of messages to the handler; returns how many it processed."""
-        answer = self.sqs.receive_message(
-            QueueUrl=self.queue_url,
-            MaxNumberOfMessages=10,
-            WaitTimeSeconds=wait_s,
-            AttributeNames=["All"],
-        )
-        messages = answer.get("Messages", [])
-        if not messages:
-            return 0
-        event = {"Records": [self._record(message) for message in messages]}
-        try:
-            result = batch_submit.handler(event, LambdaContext(function_name="batch-submit"))
-            failed = {entry["itemIdentifier"] for entry in result["batchItemFailures"]}
-        except BatchProcessingError:
-            # Every record failed: the invocation errors and SQS redelivers them all.
-            failed = {message["MessageId"] for message in messages}
-        for message in messages:
-            if message["MessageId"] not in failed:
-                self.sqs.delete_message(
-                    QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"]
-                )
-                self.handled.append(json.loads(message["Body"]))
-        return len(messages) - len(failed)
-
-    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "messageId": message["MessageId"],
-            "receiptHandle": message["ReceiptHandle"],
-            "body": message["Body"],
-            "attributes": message.get("Attributes", {}),
-            "messageAttributes": {},
-            "md5OfBody": message["MD5OfBody"],
-            "eventSource": "aws:sqs",
-            "eventSourceARN": f"arn:aws:sqs:{self.region}:123456789012:batch-submit",
-            "awsRegion": self.region,
-        }
 
 
 class ServerThread:

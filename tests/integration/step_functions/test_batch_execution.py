@@ -87,7 +87,7 @@ def test_prefix_batch_tolerates_a_bad_item_and_summarizes(world: BatchWorld) -> 
         "output": {"s3_bucket": world.stack.buckets["data"], "s3_prefix": outputs},
         "options": {"model": "tiny", "video_length": 5},
     }
-    finished = _run(world, state_machine(world.stack), request, act)
+    finished = _run(world, state_machine(world.stack, world.queue.queue_url), request, act)
 
     assert finished["status"] == "SUCCEEDED", _failure_events(world, finished["executionArn"])
     summary = json.loads(finished["output"])
@@ -174,7 +174,9 @@ def test_heartbeat_timeout_is_recorded_and_fails_an_intolerant_batch(world: Batc
         "output": {"s3_bucket": bucket, "s3_prefix": f"tenants/acme/outputs/manifest-{run}/"},
         "options": {"model": "tiny"},
     }
-    machine = state_machine(world.stack, tolerated_failure_percentage=0, heartbeat_seconds=4)
+    machine = state_machine(
+        world.stack, world.queue.queue_url, tolerated_failure_percentage=0, heartbeat_seconds=4
+    )
     finished = _run(world, machine, request, act)
 
     assert finished["status"] == "FAILED"
@@ -217,7 +219,9 @@ def test_unreadable_manifest_refuses_the_batch_before_any_submission(world: Batc
         "source": {"manifest": manifest},
         "output": {"s3_bucket": world.stack.buckets["data"], "s3_prefix": "tenants/acme/outputs/"},
     }
-    finished = _run(world, state_machine(world.stack), request, lambda _: None)
+    finished = _run(
+        world, state_machine(world.stack, world.queue.queue_url), request, lambda _: None
+    )
 
     assert finished["status"] == "FAILED"
     assert finished["error"] == "manifest_invalid"
@@ -232,7 +236,9 @@ def test_a_tenant_cannot_batch_another_tenants_prefix(world: BatchWorld) -> None
         "source": {"prefix": f"s3://{bucket}/tenants/acme/inputs/"},
         "output": {"s3_bucket": bucket, "s3_prefix": "tenants/globex/outputs/"},
     }
-    finished = _run(world, state_machine(world.stack), request, lambda _: None)
+    finished = _run(
+        world, state_machine(world.stack, world.queue.queue_url), request, lambda _: None
+    )
 
     assert finished["status"] == "FAILED"
     assert finished["error"] == "s3_location_forbidden"

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-from scripts.local_stack.gateway import LocalGateway
+from scripts.local_stack.gateway import LocalGateway, RouteThrottle, ThrottlingSettings, TokenBucket
 
 ROUTES = (
     ("POST /callbacks/{job_id}", f"{__name__}.echo_handler"),
@@ -80,3 +80,35 @@ def test_unmatched_route_is_404() -> None:
     gateway = LocalGateway((("GET /health", f"{__name__}.echo_handler"),))
     assert TestClient(gateway).get("/nope").status_code == 404
     assert TestClient(gateway).post("/health").status_code == 404
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_token_bucket_allows_the_burst_then_the_rate() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(RouteThrottle(rate_limit=2, burst_limit=3), clock=clock)
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+    clock.now += 0.5  # one token back at 2 a second
+    assert [bucket.take(), bucket.take()] == [True, False]
+    clock.now += 60  # never more than the burst saved
+    assert sum(bucket.take() for _ in range(10)) == 3
+
+
+def test_throttled_requests_get_429_before_the_handler_runs() -> None:
+    throttling = ThrottlingSettings(
+        default=RouteThrottle(rate_limit=0.001, burst_limit=2),
+        routes={"POST /callbacks/{job_id}": RouteThrottle(rate_limit=0.001, burst_limit=1)},
+    )
+    client = TestClient(LocalGateway(ROUTES, throttling=throttling))
+    assert [client.get("/anything").status_code for _ in range(3)] == [201, 201, 429]
+    refused = client.get("/anything")
+    assert refused.json() == {"message": "Too Many Requests"}
+    # Each route has its own bucket, with its own limits.
+    statuses = [client.post("/callbacks/job_1", json={}).status_code for _ in range(2)]
+    assert statuses == [201, 429]

@@ -7,15 +7,13 @@ Settings (names from aws/lambda_proxy/config.py).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from aws.lambda_proxy.config import ENV_VARS, Settings
 from aws.step_functions.render import TEMPLATE_PATH, render_template
-from scripts.local_stack.config import RESOURCES_FILE
 from scripts.terraform.hcl_structure import parse_file
-from tests.terraform.tooling import CORE_DIR, TERRAFORM_DIR, terraform
+from tests.terraform.tooling import CORE_DIR, terraform
 
 
 def test_core_module_has_no_provider_and_no_resource() -> None:
@@ -65,29 +63,3 @@ def test_lambda_environment_parses_as_the_proxy_settings(core_plan_outputs: dict
         assert settings.tenants_config["globex"].write == ["s3://globex-media/out/"]
         assert settings.callback_base_url == "https://abc123.execute-api.eu-west-1.amazonaws.com"
         assert settings.modal_proxy_token_secret_arn is not None
-
-
-def test_jobs_table_indexes_match_the_local_stack(core_plan_outputs: dict[str, Any]) -> None:
-    """The indexes the tests run against (resources.json) are the ones Terraform creates, with
-    the names the Lambdas are told to query."""
-    names = core_plan_outputs["names"]["jobs_indexes"]
-    (jobs,) = [
-        block
-        for block in parse_file(TERRAFORM_DIR / "dynamodb.tf").blocks
-        if block.labels == ["aws_dynamodb_table", "jobs"]
-    ]
-    planned = {}
-    for index in (b for b in jobs.blocks if b.type == "global_secondary_index"):
-        name = index.attributes["name"].expression.removeprefix("local.names.jobs_indexes.")
-        planned[names[name]] = {
-            key: index.attributes[key].expression.strip('"') for key in ("hash_key", "range_key")
-        }
-    local = json.loads(RESOURCES_FILE.read_text())["tables"]["jobs"]["indexes"]
-    assert planned == local
-    environment = core_plan_outputs["lambda_environment"]["reconciler"]
-    settings = Settings.from_env(environment)
-    assert {
-        settings.jobs_tenant_index,
-        settings.jobs_active_index,
-        settings.jobs_followup_index,
-    } == (set(local))

@@ -118,6 +118,9 @@ class Settings(BaseModel):
     job_deadline_s: int = Field(default=3600, ge=60, le=86400)
     """How long a job may run before the reconciler settles it."""
     reconcile_grace_s: int = Field(default=120, ge=0, le=3600)
+    silent_job_s: int = Field(default=600, ge=60, le=86400)
+    """An unsettled job with no update for this long is checked with Modal before its deadline
+    (a worker that died, or a final callback that never arrived)."""
     secrets_cache_ttl_s: int = Field(default=300, ge=0, le=86400)
 
     @field_validator("jwt_algorithms", "allowed_models", mode="before")

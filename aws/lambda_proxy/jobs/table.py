@@ -177,6 +177,30 @@ class JobsTable:
         )
         return [_from_item(item) for item in answer.get("Items", [])]
 
+    def silent(self, *, now_iso: str, updated_before_iso: str, limit: int = 100) -> list[JobRecord]:
+        """Unsettled jobs not yet overdue whose last update is before ``updated_before_iso``.
+
+        The sparse ``active`` index holds only unsettled jobs (bounded by the GPU concurrency
+        and the queue), so reading it whole is cheap.
+        """
+        found: list[JobRecord] = []
+        pages = self._client.get_paginator("query").paginate(
+            TableName=self._table,
+            IndexName=self._active_index,
+            KeyConditionExpression="active = :one AND deadline >= :now",
+            FilterExpression="updated_at < :before",
+            ExpressionAttributeValues={
+                ":one": {"S": "1"},
+                ":now": {"S": now_iso},
+                ":before": {"S": updated_before_iso},
+            },
+        )
+        for page in pages:
+            found += [_from_item(item) for item in page.get("Items", [])]
+            if len(found) >= limit:
+                break
+        return found[:limit]
+
     # --- writes ----------------------------------------------------------------------------
 
     def create(self, job: JobRecord) -> None:

@@ -1,11 +1,17 @@
-"""The reconciler: every unsettled job past ``deadline + grace`` is settled from Modal's view.
+"""The reconciler: settles, from Modal's view, what the callbacks did not.
 
 Callbacks are the normal path; this catches what they miss (a worker killed mid-job, a lost
-callback, a Lambda that crashed between writing the record and calling Modal). Modal's state
-decides: succeeded (after the S3 check), failed, cancelled, or, if still running or forgotten,
-cancelled at Modal and failed here with ``deadline_exceeded``. If Modal cannot be asked, the
-job waits for the next run, unless it is a whole extra deadline late: then it fails with
-``modal_unavailable`` so no batch item waits forever.
+callback, a Lambda that crashed between writing the record and calling Modal). Two kinds of
+unsettled job are examined:
+
+* **overdue** (past ``deadline + grace``): Modal's state decides: succeeded (after the S3
+  check), failed, cancelled, or, if still running or forgotten, cancelled at Modal and failed
+  here with ``deadline_exceeded``. If Modal cannot be asked, the job waits for the next run,
+  unless it is a whole extra deadline late: then it fails with ``modal_unavailable`` so no batch
+  item waits forever.
+* **silent** (no update for ``silent_job_s``, deadline still ahead): settled only if Modal says
+  the call is over, so a dead worker or a lost final callback is found in minutes rather than at
+  the deadline; a call still queued or running is left alone.
 
 It also runs the follow-ups of settled jobs whose outbox entry fell due: a Step Functions
 notification that did not go through, a caller webhook round that failed or never ran.
@@ -22,7 +28,7 @@ from aws.lambda_proxy.jobs.models import JobFailure, JobRecord, JobStatus, iso, 
 from aws.lambda_proxy.jobs.settle import run_followups, settle_job, settle_succeeded
 from aws.lambda_proxy.modal.exceptions import ModalRejectedError, ModalUnavailableError
 from aws.lambda_proxy.observability import logger
-from modal_service.contracts import CallState
+from modal_service.contracts import CallState, JobStatusResponse
 
 if TYPE_CHECKING:
     from aws.lambda_proxy.services import Services
@@ -32,6 +38,8 @@ class ReconcileSummary(BaseModel):
     examined: int = 0
     settled: int = 0
     deferred: int = 0
+    silent_examined: int = 0
+    silent_settled: int = 0
     followups: int = 0
 
 
@@ -59,6 +67,17 @@ def reconcile(
             failure = JobFailure(code=exc.code, message=exc.message, retryable=True)
             settled = settle_job(services, job.job_id, JobStatus.FAILED, error=failure) is not None
         summary.settled += int(settled)
+    if modal_down is None:
+        silent_since = now - timedelta(seconds=services.settings.silent_job_s)
+        for job in services.jobs.silent(now_iso=iso(now), updated_before_iso=iso(silent_since)):
+            summary.silent_examined += 1
+            try:
+                summary.silent_settled += int(_settle_silent(services, job))
+            except ModalRejectedError:
+                continue  # Modal does not know the call: the deadline path settles it
+            except ModalUnavailableError:
+                break  # asked again next run
+
     for job in services.jobs.followups_due(now_iso=iso(now)):
         run_followups(services, job)
         summary.followups += 1
@@ -70,11 +89,8 @@ def _deadline_failure(message: str) -> JobFailure:
     return JobFailure(code="deadline_exceeded", message=message, retryable=True)
 
 
-def _settle_overdue(services: Services, job: JobRecord) -> bool:
-    if job.call_id is None:
-        failure = _deadline_failure("the job was never dispatched to the render service")
-        return settle_job(services, job.job_id, JobStatus.FAILED, error=failure) is not None
-    status = services.modal.get_job(job.call_id)
+def _settle_from_call(services: Services, job: JobRecord, status: JobStatusResponse) -> bool | None:
+    """Settle ``job`` as its finished call ended; None while the call is not over."""
     if status.state is CallState.SUCCEEDED and status.result is not None:
         return settle_succeeded(services, job, status.result) is not None
     if status.state is CallState.FAILED and status.error is not None:
@@ -83,6 +99,26 @@ def _settle_overdue(services: Services, job: JobRecord) -> bool:
     if status.state is CallState.CANCELLED:
         failure = JobFailure(code="cancelled", message="cancelled at the render service")
         return settle_job(services, job.job_id, JobStatus.CANCELLED, error=failure) is not None
+    return None
+
+
+def _settle_silent(services: Services, job: JobRecord) -> bool:
+    if job.call_id is None:
+        return False  # a submit may still be on its way; the deadline path settles it
+    settled = _settle_from_call(services, job, services.modal.get_job(job.call_id))
+    if settled:
+        logger.info("silent job settled from the render service", extra={"job_id": job.job_id})
+    return bool(settled)
+
+
+def _settle_overdue(services: Services, job: JobRecord) -> bool:
+    if job.call_id is None:
+        failure = _deadline_failure("the job was never dispatched to the render service")
+        return settle_job(services, job.job_id, JobStatus.FAILED, error=failure) is not None
+    status = services.modal.get_job(job.call_id)
+    settled = _settle_from_call(services, job, status)
+    if settled is not None:
+        return settled
     if status.state is CallState.RUNNING:
         services.modal.cancel_job(job.call_id)
     failure = _deadline_failure(f"the render did not finish by its deadline ({status.state.value})")

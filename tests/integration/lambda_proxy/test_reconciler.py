@@ -84,6 +84,37 @@ def test_modal_unreachable_defers_then_fails_a_very_late_job(proxy: Proxy) -> No
     assert job.error.code == "modal_unavailable"
 
 
+def make_silent(proxy: Proxy, job_id: str) -> None:
+    """No update for longer than ``silent_job_s`` (the deadline still ahead)."""
+    silent_for = timedelta(seconds=proxy.services.settings.silent_job_s + 60)
+    proxy.services.dynamodb.update_item(
+        TableName=proxy.services.settings.jobs_table_name,
+        Key={"job_id": {"S": job_id}},
+        UpdateExpression="SET updated_at = :past",
+        ExpressionAttributeValues={":past": {"S": iso(utc_now() - silent_for)}},
+    )
+
+
+def test_a_silent_job_whose_call_ended_is_settled_before_its_deadline(proxy: Proxy) -> None:
+    """The worker died or its final callback never came: Modal knows the call is over."""
+    ended, running, recent = proxy.submit(), proxy.submit(), proxy.submit()
+    proxy.services.modal.cancel_job(proxy.services.jobs.get(ended).call_id)
+    proxy.services.modal.cancel_job(proxy.services.jobs.get(recent).call_id)
+    make_silent(proxy, ended)
+    make_silent(proxy, running)
+
+    summary = run_reconciler()
+    assert summary["silent_examined"] >= 2
+    assert summary["silent_settled"] >= 1
+    assert proxy.services.jobs.get(ended).status.value == "cancelled"
+    assert proxy.services.jobs.get(running).status.value == "queued"  # still queued at Modal
+    assert proxy.services.jobs.get(recent).status.value == "queued"  # not silent long enough
+    assert proxy.services.modal.get_job(proxy.services.jobs.get(running).call_id).state.value in {
+        "queued",
+        "running",
+    }
+
+
 def test_settled_jobs_leave_the_overdue_index(proxy: Proxy) -> None:
     job_id = proxy.submit()
     make_overdue(proxy, job_id)

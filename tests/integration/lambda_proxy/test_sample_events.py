@@ -45,4 +45,11 @@ def test_every_stored_event_is_covered() -> None:
 def test_stored_schedule_event_runs_the_reconciler(proxy: Proxy) -> None:
     event = json.loads((EVENTS_DIR / "scheduler_reconcile.json").read_text())
     summary = reconciler.handler(event, LambdaContext(function_name="samples"))
-    assert set(summary) == {"examined", "settled", "deferred", "followups"}
+    assert set(summary) == {
+        "examined",
+        "settled",
+        "deferred",
+        "silent_examined",
+        "silent_settled",
+        "followups",
+    }

@@ -30,10 +30,12 @@ class SubmitError(ProxyError):
         *,
         code: str,
         status: int,
+        title: str,
         job_id: str | None = None,
         retryable: bool = False,
     ) -> None:
         extra = {"job_id": job_id} if job_id else {}
         super().__init__(message, code=code, status=status, extra=extra)
+        self.title = title  # the cause's, so a refusal never reads "Internal error"
         self.job_id = job_id
         self.retryable = retryable

@@ -49,7 +49,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aws.lambda_proxy.api.models import GenerateVideoRequest
 from aws.lambda_proxy.auth.models import TenantContext
-from aws.lambda_proxy.exceptions import BadRequestError, ForbiddenError, ProxyError
+from aws.lambda_proxy.exceptions import (
+    BadRequestError,
+    ConflictError,
+    ForbiddenError,
+    ProxyError,
+    UpstreamError,
+)
 from aws.lambda_proxy.idempotency import make_idempotent
 from aws.lambda_proxy.jobs.exceptions import SubmitError
 from aws.lambda_proxy.jobs.models import (
@@ -108,7 +114,10 @@ def submit_job(
     except ValidationError as exc:
         fields = ", ".join(".".join(map(str, error["loc"])) for error in exc.errors())
         raise SubmitError(
-            f"invalid submission: {fields}", code="submission_invalid", status=422
+            f"invalid submission: {fields}",
+            code="submission_invalid",
+            status=422,
+            title=BadRequestError.title,
         ) from None
     try:
         if idempotency_key is None:
@@ -119,12 +128,14 @@ def submit_job(
             "this Idempotency-Key was used with a different request body",
             code="idempotency_key_reused",
             status=422,
+            title=BadRequestError.title,
         ) from None
     except IdempotencyAlreadyInProgressError:
         raise SubmitError(
             "a request with this Idempotency-Key is still being processed; retry shortly",
             code="idempotency_in_progress",
             status=409,
+            title=ConflictError.title,
             retryable=True,
         ) from None
     except IdempotencyPersistenceLayerError:
@@ -132,6 +143,7 @@ def submit_job(
             "the idempotency store is unavailable",
             code="idempotency_unavailable",
             status=503,
+            title=UpstreamError.title,
             retryable=True,
         ) from None
     return services.jobs.get(job_id)
@@ -174,7 +186,7 @@ def _submit(services: Services, submission: Submission) -> JobRecord:
         raise
     except ProxyError as exc:
         metrics.add_metric(name="SubmitRefused", unit=MetricUnit.Count, value=1)
-        raise SubmitError(exc.message, code=exc.code, status=exc.status) from None
+        raise SubmitError(exc.message, code=exc.code, status=exc.status, title=exc.title) from None
     services.jobs.create(job)
     logger.info("job created", extra={"job_id": job.job_id, "tenant_id": job.tenant_id})
     try:
@@ -186,6 +198,7 @@ def _submit(services: Services, submission: Submission) -> JobRecord:
             f"the job could not be dispatched: {exc.message}",
             code=exc.code,
             status=exc.status,
+            title=exc.title,
             job_id=job.job_id,
             retryable=exc.status >= 500,
         ) from None

@@ -162,6 +162,36 @@ def up(info: StackInfo) -> ProductInfo:
     return product
 
 
+def start_gateway(
+    info: StackInfo, product: ProductInfo, name: str, overrides: dict[str, str]
+) -> str:
+    """Another gateway in front of the same Lambdas, internal API and tables, with some of the
+    Lambdas' or the gateway's settings changed (``CALLBACK_BASE_URL``,
+    ``LOCAL_GATEWAY_THROTTLING``, ...): what a second stage or a misconfiguration looks like.
+    Recorded in the PID file, so ``down`` stops it; returns its URL."""
+    port = processes.free_port()
+    url = f"http://127.0.0.1:{port}"
+    started = processes.start(
+        name,
+        _uvicorn("scripts.local_stack.gateway:create_app", port),
+        state_dir=info.state_dir,
+        cwd=REPO_ROOT,
+        env={**lambda_environment(info, url, product.internal_api_url), **overrides},
+    )
+    try:
+        processes.wait_until_healthy(
+            name,
+            started,
+            lambda: processes.http_ok(f"{url}/health"),
+            state_dir=info.state_dir,
+            timeout_s=STARTUP_TIMEOUT_S,
+        )
+    except BaseException:
+        processes.stop_some(info.state_dir, [name])
+        raise
+    return url
+
+
 def create_batch_state_machine(info: StackInfo) -> str:
     """The batch definition rendered from the Terraform template, in the local Step Functions."""
     definition = render_definition(

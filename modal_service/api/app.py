@@ -9,10 +9,13 @@ exercised with the headers it sends in production.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.types import Lifespan
 
 from modal_service.api import health, jobs
 from modal_service.api.problems import Problem, handle_problem, problem_response
@@ -22,9 +25,12 @@ from modal_service.runner.base import JobRunner
 _OPEN_PATHS = {"/v1/health"}
 
 
-def create_app(settings: ServiceSettings, runner: JobRunner) -> FastAPI:
+def create_app(
+    settings: ServiceSettings, runner: JobRunner, lifespan: Lifespan[FastAPI] | None = None
+) -> FastAPI:
     """Build the API around a runner (Modal calls, or local worker subprocesses)."""
     app = FastAPI(
+        lifespan=lifespan,
         title="MultiTalk internal API",
         version="1",
         docs_url=None,
@@ -69,7 +75,8 @@ def runner_from_settings(settings: ServiceSettings) -> JobRunner:
     if settings.runner_kind == "local":
         from modal_service.runner.local import LocalRunner
 
-        return LocalRunner(max_workers=settings.max_local_workers)
+        # Cancels escalate, and shutdown completes, inside the local stack's stop grace (5 s).
+        return LocalRunner(max_workers=settings.max_local_workers, kill_grace_s=3.0)
     from modal_service.runner.modal_runner import ModalRunner
 
     return ModalRunner(
@@ -80,6 +87,17 @@ def runner_from_settings(settings: ServiceSettings) -> JobRunner:
 
 
 def create_app_from_env() -> FastAPI:
-    """Factory for ``uvicorn --factory modal_service.api:create_app_from_env`` (local mode)."""
+    """Factory for ``uvicorn --factory modal_service.api:create_app_from_env`` (local mode).
+
+    The app owns its runner here: shutting the server down stops the runner too, so no local
+    worker outlives the API that started it.
+    """
     settings = ServiceSettings.from_env()
-    return create_app(settings, runner_from_settings(settings))
+    runner = runner_from_settings(settings)
+
+    @asynccontextmanager
+    async def close_runner_on_shutdown(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await run_in_threadpool(runner.close)
+
+    return create_app(settings, runner, lifespan=close_runner_on_shutdown)

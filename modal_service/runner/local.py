@@ -13,9 +13,11 @@ grace period.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -58,6 +60,8 @@ class _Call:
     request_json: bytes
     outcome_path: Path
     log_path: Path
+    tmp_dir: Path
+    """The worker's temporary files; removed when it ends, even if it was killed."""
     process: subprocess.Popen[bytes] | None = None
     cancel_requested_at: float | None = None
     final: JobStatusResponse | None = None
@@ -99,6 +103,8 @@ class LocalRunner:
             request_json=request.model_dump_json().encode("utf-8"),
             outcome_path=self._dir / f"{call_id}.outcome.json",
             log_path=self._dir / f"{call_id}.log",
+            # Under the configured temporary directory, if any, one directory per call.
+            tmp_dir=Path(self._env.get("MULTITALK_WORKER_TMP_DIR") or self._dir) / call_id,
         )
         with self._lock:
             if self._closed:
@@ -141,20 +147,23 @@ class LocalRunner:
             return call.process.pid
 
     def close(self) -> None:
-        """Stop every worker (SIGTERM, then SIGKILL) and remove the runner's files."""
+        """Stop every worker and what it started (SIGTERM to its process group, SIGKILL after
+        the kill grace) and remove the runner's files. Idempotent."""
         with self._lock:
             self._closed = True
             self._queue.clear()
-            processes = [c.process for c in self._calls.values() if c.process and not c.final]
+            running = [c for c in self._calls.values() if c.process and not c.final]
             self._lock.notify_all()
-        for process in processes:
-            process.terminate()
-        for process in processes:
+        for call in running:
+            _signal_group(call.process, signal.SIGTERM)
+        deadline = time.monotonic() + self._kill_grace_s
+        for call in running:
             try:
-                process.wait(timeout=self._kill_grace_s)
+                call.process.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+                _signal_group(call.process, signal.SIGKILL)
+                call.process.wait()
+            shutil.rmtree(call.tmp_dir, ignore_errors=True)
         self._pump_thread.join(timeout=5)
         if self._owns_dir:
             shutil.rmtree(self._dir, ignore_errors=True)
@@ -185,7 +194,7 @@ class LocalRunner:
                     call.cancel_requested_at is not None
                     and time.monotonic() - call.cancel_requested_at > self._kill_grace_s
                 ):
-                    call.process.kill()
+                    _signal_group(call.process, signal.SIGKILL)
                 continue
             call.final = self._finish(call, code)
             self._lock.notify_all()
@@ -194,6 +203,7 @@ class LocalRunner:
             active += 1
 
     def _start(self, call: _Call) -> None:
+        call.tmp_dir.mkdir()
         with call.log_path.open("wb") as log:
             call.process = subprocess.Popen(  # noqa: S603 (fixed argv, no shell)
                 [
@@ -209,7 +219,7 @@ class LocalRunner:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=_REPO_ROOT,
-                env=self._env,
+                env={**self._env, "MULTITALK_WORKER_TMP_DIR": str(call.tmp_dir)},
                 start_new_session=True,
             )
         assert call.process.stdin is not None
@@ -221,6 +231,8 @@ class LocalRunner:
             logger.warning("worker for %s exited before reading its request", call.call_id)
 
     def _finish(self, call: _Call, exit_code: int) -> JobStatusResponse:
+        # A worker cleans up after itself unless it was killed; then this is the only chance.
+        shutil.rmtree(call.tmp_dir, ignore_errors=True)
         try:
             outcome = JobOutcome.model_validate_json(call.outcome_path.read_bytes())
         except (OSError, ValidationError):
@@ -239,3 +251,9 @@ class LocalRunner:
                 retryable=True,
             ),
         )
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+    """Each worker leads its own session (with ffmpeg beneath it): signal all of it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signum)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
-from scripts.local_stack import LocalStack, StackStartError, processes
+from scripts.local_stack import LocalStack, StackStartError, processes, product
+from tests.support import call_of, worker_processes
 
 
 def test_down_stops_every_process_and_keeps_data(tmp_path: Path) -> None:
@@ -58,3 +61,44 @@ def test_a_part_that_never_gets_healthy_is_stopped_and_named(tmp_path: Path) -> 
         )
     assert processes.stop_all(tmp_path) == ["slow-part"]
     assert not processes.is_running(process.pid)
+
+
+def test_down_with_a_job_mid_render_leaves_no_worker_behind(
+    tmp_path: Path, media_dir: Path
+) -> None:
+    """Workers run in sessions of their own (so a cancel reaches their ffmpeg too); stopping the
+    internal API must still stop them, rather than leave them rendering for nobody."""
+    stack = LocalStack(tmp_path / "state")
+    info = stack.up()
+    try:
+        running = product.up(info)
+        bucket = info.buckets["data"]
+        for name, kind in (("long.wav", "audio/wav"), ("portrait.png", "image/png")):
+            info.s3_client().upload_file(
+                str(media_dir / name), bucket, f"tenants/acme/inputs/{name}", {"ContentType": kind}
+            )
+        token = info.mint_token("acme", ["videos:read", "videos:write"])
+        accepted = httpx.post(
+            f"{running.api_url}/generate-video",
+            json={
+                "input": {
+                    "audio_s3_url": f"s3://{bucket}/tenants/acme/inputs/long.wav",
+                    "reference_image_s3_url": f"s3://{bucket}/tenants/acme/inputs/portrait.png",
+                },
+                "output": {"s3_bucket": bucket, "s3_prefix": "tenants/acme/outputs/"},
+                "options": {"model": "tiny", "video_length": 7, "sample_steps": 40},
+            },
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert accepted.status_code == 202, accepted.text
+        call_id = call_of(info, accepted.json()["job_id"])
+        deadline = time.monotonic() + 60
+        while not (workers := worker_processes(call_id)):
+            assert time.monotonic() < deadline, "the worker never started"
+            time.sleep(0.1)
+    finally:
+        stack.down()
+    (pid,) = workers
+    assert not processes.is_running(pid)
+    assert worker_processes(call_id) == {}

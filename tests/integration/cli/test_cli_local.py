@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
+
+import boto3
 import jwt
 import pytest
 from typer.testing import CliRunner
@@ -44,3 +47,23 @@ def test_unreachable_api_is_a_clear_error() -> None:
     )
     assert result.exit_code == 1
     assert "cannot reach http://127.0.0.1:9" in result.output
+
+
+def test_env_exports_point_the_aws_sdk_at_the_stack(
+    stack: StackInfo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scripts.local_stack.__main__ import main
+
+    assert main(["--state-dir", str(stack.state_dir), "env"]) == 0
+    exports = dict(
+        shlex.split(line.removeprefix("export "))[0].split("=", 1)
+        for line in capsys.readouterr().out.splitlines()
+    )
+    assert exports["AWS_ENDPOINT_URL_S3"] == stack.s3_endpoint
+    session = boto3.Session(
+        aws_access_key_id=exports["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=exports["AWS_SECRET_ACCESS_KEY"],
+        region_name=exports["AWS_REGION"],
+    )
+    s3 = session.client("s3", endpoint_url=exports["AWS_ENDPOINT_URL_S3"])
+    assert stack.buckets["data"] in {b["Name"] for b in s3.list_buckets()["Buckets"]}

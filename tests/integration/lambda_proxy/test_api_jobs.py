@@ -92,6 +92,7 @@ def test_cancel_settles_the_job_and_cancels_the_call(proxy: Proxy) -> None:
     assert again.json()["code"] == "job_final"
 
 
+@pytest.mark.fault("duplicate submissions (Idempotency-Key)")
 def test_idempotent_retry_returns_the_same_job(proxy: Proxy) -> None:
     body = proxy.body()
     headers = {"Idempotency-Key": "retry-test-" + body["output"]["s3_prefix"][-8:]}

@@ -78,6 +78,7 @@ def modal_at(proxy: Proxy, url: str, **settings: Any) -> Iterator[Services]:
         set_services(proxy.services)
 
 
+@pytest.mark.fault("render service down at submission (handler)")
 def test_modal_down_fails_the_job_with_a_clear_code_and_tells_the_caller(proxy: Proxy) -> None:
     hook = f"{proxy.receiver.base_url}/hooks/modal-down"
     body = proxy.body(options={"webhook_url": hook})
@@ -118,6 +119,7 @@ def test_modal_failures_are_retried_only_when_worth_it(
     assert proxy.services.jobs.get(answer.json()["job_id"]).status.value == "failed"
 
 
+@pytest.mark.fault("render service answers 5xx, then recovers")
 def test_a_transient_5xx_is_retried_to_success(proxy: Proxy) -> None:
     faulty = FaultyModal([503, "accept"])
     with modal_at(proxy, faulty.url):
@@ -139,6 +141,7 @@ def test_the_internal_api_refuses_a_wrong_proxy_token(proxy: Proxy) -> None:
         client.get_job("lc-anything")
 
 
+@pytest.mark.fault("caller's webhook receiver failing")
 def test_webhook_is_retried_with_backoff_until_delivered(proxy: Proxy) -> None:
     hook = f"{proxy.receiver.base_url}/hooks/flaky"
     job_id = proxy.submit(options={"webhook_url": hook})

@@ -31,6 +31,7 @@ def run_reconciler() -> dict[str, int]:
     return reconciler.handler(scheduler_event(), LambdaContext(function_name="reconciler"))
 
 
+@pytest.mark.fault("job still running past its deadline")
 def test_a_job_still_running_past_its_deadline_is_cancelled_and_failed(proxy: Proxy) -> None:
     job_id = proxy.submit()
     on_time = proxy.submit()
@@ -54,6 +55,7 @@ def test_a_call_cancelled_at_modal_is_settled_as_cancelled(proxy: Proxy) -> None
     assert proxy.services.jobs.get(job_id).status.value == "cancelled"
 
 
+@pytest.mark.fault("proxy crashed between the job record and the dispatch")
 def test_a_job_never_dispatched_is_failed(proxy: Proxy) -> None:
     job_id = proxy.submit()
     proxy.services.dynamodb.update_item(
@@ -69,6 +71,7 @@ def test_a_job_never_dispatched_is_failed(proxy: Proxy) -> None:
     assert "never dispatched" in job.error.message
 
 
+@pytest.mark.fault("render service unreachable for the reconciler")
 def test_modal_unreachable_defers_then_fails_a_very_late_job(proxy: Proxy) -> None:
     late = proxy.submit()
     very_late = proxy.submit()
@@ -95,6 +98,7 @@ def make_silent(proxy: Proxy, job_id: str) -> None:
     )
 
 
+@pytest.mark.fault("call ended without a final callback")
 def test_a_silent_job_whose_call_ended_is_settled_before_its_deadline(proxy: Proxy) -> None:
     """The worker died or its final callback never came: Modal knows the call is over."""
     ended, running, recent = proxy.submit(), proxy.submit(), proxy.submit()
@@ -133,6 +137,7 @@ def make_followup_due(proxy: Proxy, job_id: str) -> None:
     )
 
 
+@pytest.mark.fault("caller webhook round failed, sent again later")
 def test_a_failed_webhook_round_is_sent_again_by_the_reconciler(proxy: Proxy) -> None:
     hook = f"{proxy.receiver.base_url}/hooks/later"
     job_id = proxy.submit(options={"webhook_url": hook})
@@ -168,6 +173,7 @@ def test_a_failed_webhook_round_is_sent_again_by_the_reconciler(proxy: Proxy) ->
     assert job_id not in {job.job_id for job in later}
 
 
+@pytest.mark.fault("settling process died before notifying anyone")
 def test_followups_lost_in_a_crash_are_completed_by_the_reconciler(proxy: Proxy) -> None:
     """The settling process died right after its conditional update: nobody was told."""
     hook = f"{proxy.receiver.base_url}/hooks/crash"

@@ -138,6 +138,7 @@ def test_input_over_the_size_limit_is_refused(
     _assert_failed(outcome, receiver, work_dir, ErrorCode.INPUT_TOO_LARGE, False)
 
 
+@pytest.mark.fault("input server slow, truncating or failing")
 @pytest.mark.parametrize(
     ("path", "code", "retryable"),
     [
@@ -180,6 +181,7 @@ def test_misbehaving_input_server(
     assert faulty.requests[path] == expected_requests[path]
 
 
+@pytest.mark.fault("expired input URL")
 def test_expired_input_url_is_refreshed_once_then_used(
     objects: S3Objects,
     receiver: CallbackReceiver,
@@ -258,6 +260,7 @@ def test_deadline_already_passed_fails_before_any_download(
     assert faulty.requests == {}
 
 
+@pytest.mark.fault("callback receiver down, then up")
 def test_final_callback_survives_a_receiver_that_is_down_then_up(
     receiver_factory: Callable[..., CallbackReceiver],
     objects: S3Objects,

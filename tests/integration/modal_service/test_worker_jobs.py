@@ -96,6 +96,7 @@ def test_a_whole_job_reads_and_writes_s3_through_presigned_urls_only(
     assert list(work_dir.iterdir()) == []
 
 
+@pytest.mark.fault("expired upload URL")
 def test_an_expired_upload_url_is_refreshed_once_and_the_upload_retried(
     renderers: RendererCache,
     objects: S3Objects,
@@ -120,6 +121,7 @@ def test_an_expired_upload_url_is_refreshed_once_and_the_upload_retried(
     assert list(work_dir.iterdir()) == []
 
 
+@pytest.mark.fault("S3 refusing the upload")
 def test_a_tampered_upload_url_is_refused_and_nothing_is_written(
     renderers: RendererCache,
     objects: S3Objects,
@@ -143,6 +145,7 @@ def test_a_tampered_upload_url_is_refused_and_nothing_is_written(
     assert list(work_dir.iterdir()) == []
 
 
+@pytest.mark.fault("deadline passing mid-render")
 def test_a_deadline_that_passes_mid_render_stops_the_job(
     renderers: RendererCache,
     objects: S3Objects,
@@ -172,6 +175,7 @@ def test_a_deadline_that_passes_mid_render_stops_the_job(
     assert list(work_dir.iterdir()) == []
 
 
+@pytest.mark.fault("Modal cancelling the call mid-render")
 def test_a_modal_cancel_mid_render_is_reported_cleaned_up_and_let_through(
     renderers: RendererCache,
     objects: S3Objects,

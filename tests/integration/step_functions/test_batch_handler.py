@@ -20,6 +20,7 @@ from .harness import RESULTS_PREFIX, put, state_machine
 pytestmark = pytest.mark.stack
 
 
+@pytest.mark.fault("SQS redelivering a batch item")
 def test_a_redelivered_item_message_creates_no_second_job(world: BatchWorld) -> None:
     from aws.step_functions.handlers import batch_submit
 

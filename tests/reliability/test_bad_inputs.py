@@ -34,6 +34,17 @@ from tests.reliability.conftest import Footprint, problem_code
 pytestmark = pytest.mark.stack
 
 
+def _changed(document: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with ``a__b=value`` set at ``document["a"]["b"]``, for each change."""
+    for path, value in changes.items():
+        *parents, leaf = path.split("__")
+        target = document
+        for part in parents:
+            target = target[part]
+        target[leaf] = value
+    return document
+
+
 @dataclass
 class World:
     """Valid inputs, tokens and a settled job, made once; each case spoils one thing."""
@@ -61,13 +72,7 @@ class World:
             "output": {"s3_bucket": self.bucket, "s3_prefix": "tenants/acme/outputs/refused/"},
             "options": {"model": "tiny", "video_length": 1},
         }
-        for path, value in changes.items():
-            *parents, leaf = path.split("__")
-            target = body
-            for part in parents:
-                target = target[part]
-            target[leaf] = value
-        return body
+        return _changed(body, changes)
 
     def submit(self, body: Any = None, token: str | None = None, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token or self.token()}", **kwargs.pop("headers", {})}
@@ -107,13 +112,7 @@ class World:
             callback_url=f"{self.product.api_url}/callbacks/job",
             secret=new_secret(),
         ).model_dump(mode="json")
-        for path, value in changes.items():
-            *parents, leaf = path.split("__")
-            target = request
-            for part in parents:
-                target = target[part]
-            target[leaf] = value
-        return request
+        return _changed(request, changes)
 
 
 @pytest.fixture(scope="module")

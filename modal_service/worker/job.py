@@ -264,6 +264,7 @@ class _JobRun:
         params = self.request.params
         self.control.check()
         mark = time.monotonic()
+        reporter.update("loading_model", 0, 1)  # instant on Modal (loaded at container start)
         try:
             renderer = self.renderers(params.model)
             self.timings["model_load_s"] = time.monotonic() - mark

@@ -93,10 +93,20 @@ def wait_until_healthy(
     raise StackStartError(name, f"not healthy after {timeout_s:.0f} s", log_file)
 
 
-def log_text(state_dir: Path, name: str) -> str:
-    """What the part ``name`` has written to its log so far ("" before it wrote anything)."""
+def log_size(state_dir: Path, name: str) -> int:
+    """Bytes in the part's log (logs are appended to across runs)."""
     path = state_dir / "logs" / f"{name}.log"
-    return path.read_text(errors="replace") if path.exists() else ""
+    return path.stat().st_size if path.exists() else 0
+
+
+def log_text(state_dir: Path, name: str, since: int = 0) -> str:
+    """What the part ``name`` wrote to its log after byte ``since`` ("" if nothing yet)."""
+    path = state_dir / "logs" / f"{name}.log"
+    if not path.exists():
+        return ""
+    with path.open("rb") as log:
+        log.seek(since)
+        return log.read().decode(errors="replace")
 
 
 def http_ok(url: str) -> bool:

@@ -110,6 +110,7 @@ def up(info: StackInfo) -> ProductInfo:
         state_machine_arn=create_batch_state_machine(info),
     )
     lambda_env = lambda_environment(info, product.api_url, product.internal_api_url)
+    events_log_start = processes.log_size(info.state_dir, "batch-events")
     # The internal API must not inherit AWS variables: its workers would see them.
     clean_env = {k: v for k, v in os.environ.items() if not k.upper().startswith("AWS_")}
     started = {
@@ -147,8 +148,11 @@ def up(info: StackInfo) -> ProductInfo:
     checks = {
         "internal-api": lambda: processes.http_ok(f"{product.internal_api_url}/v1/health"),
         "gateway": lambda: processes.http_ok(f"{product.api_url}/health"),
-        # It says so once it reached the queue and imported the handler.
-        "batch-events": lambda: READY_LINE in processes.log_text(info.state_dir, "batch-events"),
+        # It says so (in this run's part of its log) once it reached the queue and imported
+        # the handler.
+        "batch-events": lambda: (
+            READY_LINE in processes.log_text(info.state_dir, "batch-events", events_log_start)
+        ),
     }
     try:
         for name, check in checks.items():

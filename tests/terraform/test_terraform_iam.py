@@ -53,7 +53,7 @@ EXPECTED = {
         "dynamodb": {TABLES + "mt-eval-jobs", TABLES + "mt-eval-jobs/index/by-tenant",
                      TABLES + "mt-eval-idempotency"},
         "secretsmanager": {MODAL_TOKEN, WEBHOOK_SECRETS},
-        "states": set(),
+        "states": {STATE_MACHINE, STATE_MACHINE + "/*"},
         "sqs": set(),
     },
     "callbacks": {

@@ -92,6 +92,13 @@ locals {
       local.read_inputs_statement,
       local.write_outputs_statement,
       {
+        # DELETE /jobs/{id} on a batch item ends its waiting task at once.
+        Sid      = "FailCancelledBatchTasks"
+        Effect   = "Allow"
+        Action   = ["states:SendTaskFailure"]
+        Resource = local.task_token_arns
+      },
+      {
         Sid      = "Secrets"
         Effect   = "Allow"
         Action   = ["secretsmanager:GetSecretValue"]

@@ -338,6 +338,19 @@ def test_batch_job_completes_its_step_functions_task(proxy: Proxy) -> None:
     assert (crashed["status"], crashed["error"]) == ("FAILED", "internal")
     assert proxy.services.jobs.get(job.job_id).task_state == "done"
 
+    # The tenant cancels a batch item through the API: its task fails at once, no reconciler.
+    execution = sfn.start_execution(stateMachineArn=machine, name=uuid.uuid4().hex, input="{}")
+    token = _receive_token(sqs, queue_url)
+    job = submit_job(
+        GenerateVideoRequest.model_validate(proxy.body()),
+        TenantContext(tenant_id="acme", subject="batch"),
+        task_token=token,
+    )
+    assert proxy.invoke("DELETE", f"/jobs/{job.job_id}", token=proxy.token()).status == 200
+    cancelled = _wait_for_execution(sfn, execution["executionArn"])
+    assert (cancelled["status"], cancelled["error"]) == ("FAILED", "cancelled")
+    assert proxy.services.jobs.get(job.job_id).task_state == "done"
+
 
 def _receive_token(sqs: Any, queue_url: str) -> str:
     deadline = time.monotonic() + 20

@@ -87,6 +87,11 @@ class WorkerSettings(_EnvSettings):
     )
     """How long a final event (succeeded/failed) is retried while the receiver is down. The
     outcome is also the call's return value, so ``GET /v1/jobs/{call_id}`` still reports it."""
+    cancelled_callback_window_s: float = Field(
+        default=30.0, ge=0, le=3600, alias="MULTITALK_CANCELLED_CALLBACK_WINDOW"
+    )
+    """The same for a cancelled job: the cancel came from the AWS side, which has settled the job
+    already, so a GPU is not held for long to tell it."""
 
     @property
     def allow_loopback_http(self) -> bool:

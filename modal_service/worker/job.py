@@ -356,8 +356,11 @@ class _JobRun:
         else:
             assert outcome.error is not None
             event = JobFailed(job_id=self.job_id, error=outcome.error)
+        window_s = self.settings.final_callback_window_s
+        if outcome.state is CallState.CANCELLED:
+            window_s = min(window_s, self.settings.cancelled_callback_window_s)
         try:
-            self.callbacks.send(event, self._policy(window_s=self.settings.final_callback_window_s))
+            self.callbacks.send(event, self._policy(window_s=window_s))
         except (CallbackRefused, CallbackUndelivered) as error:
             # The outcome is still the call's return value: GET /v1/jobs/{call_id} reports it.
             logger.error("job %s: final callback lost: %s", self.job_id, error)

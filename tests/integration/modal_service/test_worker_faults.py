@@ -19,8 +19,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pytest
 
 from modal_service.config import WorkerSettings
-from modal_service.contracts import ErrorCode, JobInputs, JobOutput, UrlRefreshResponse
+from modal_service.contracts import CallState, ErrorCode, JobInputs, JobOutput, UrlRefreshResponse
 from modal_service.worker import run_job
+from modal_service.worker.control import JobControl
 from tests.integration.modal_service.support import (
     CallbackReceiver,
     FaultyInputs,
@@ -297,6 +298,39 @@ def test_final_callback_survives_a_receiver_that_is_down_then_up(
     assert receiver.final().error.code == ErrorCode.INPUT_UNREADABLE
     assert receiver.bad_signatures == 0
     assert list(work_dir.iterdir()) == []
+
+
+@pytest.mark.fault("callback route down when the job is cancelled")
+def test_a_cancelled_job_does_not_hold_the_worker_for_the_final_callback_window(
+    receiver_factory: Callable[..., CallbackReceiver],
+    objects: S3Objects,
+    secret: str,
+    media: tuple[bytes, bytes],
+    worker_settings: WorkerSettings,
+) -> None:
+    """The AWS side cancelled the job and settled it; with its callback route down, the worker
+    gives up on telling it after the short cancelled window, not the 10-minute final one."""
+    receiver = receiver_factory()
+    receiver.server.stop()  # the callback route is down for the whole job
+    request = _request(objects, receiver, secret, media)
+    settings = worker_settings.model_copy(
+        update={"final_callback_window_s": 600.0, "cancelled_callback_window_s": 0.5}
+    )
+    control = JobControl(request.deadline)
+    control.cancel()
+    result: list[Any] = []
+    job = threading.Thread(
+        target=lambda: result.append(
+            run_job(request, renderers=no_render, settings=settings, control=control)
+        ),
+        daemon=True,
+    )
+    job.start()
+    job.join(timeout=30)
+    assert not job.is_alive(), "the worker is still trying to deliver a cancelled outcome"
+    (outcome,) = result
+    assert outcome.state == CallState.CANCELLED
+    assert not outcome.callback_delivered
 
 
 def test_callbacks_signed_with_another_secret_are_refused_by_the_receiver(

@@ -1,4 +1,5 @@
-"""The proxy Lambda: cold import and first call, then warm latency per route (p50/p99).
+"""The proxy Lambda: cold import and first call, then warm latency per route (p50/p99); and the
+cold import of every function's handler module.
 
 ``python -m scripts.bench.proxy_latency`` starts a private local stack and the product, calls the
 real handler in process with API Gateway v2 events (no HTTP in between, as Lambda calls it), and
@@ -26,6 +27,18 @@ from scripts.local_stack import LocalStack, product
 from scripts.local_stack.gateway import LambdaContext
 
 COLD_RUNS = 5
+HANDLER_MODULES = {
+    "api": "aws.lambda_proxy.handlers.api",
+    "callbacks": "aws.lambda_proxy.handlers.callbacks",
+    "reconciler": "aws.lambda_proxy.handlers.reconciler",
+    "batch_submit": "aws.step_functions.handlers.batch_submit",
+}
+IMPORT_SNIPPET = """
+import importlib, sys, time
+started = time.perf_counter()
+importlib.import_module(sys.argv[1])
+print(time.perf_counter() - started)
+"""
 WARM_CALLS = {"GET /health": 100, "GET /jobs/{id}": 100, "POST /generate-video": 25}
 COLD_SNIPPET = """
 import json, time
@@ -91,6 +104,28 @@ def _cold_starts(env: dict[str, str]) -> dict[str, float]:
     }
 
 
+def _cold_imports(env: dict[str, str]) -> dict[str, float]:
+    """Median seconds to import each function's handler module in a fresh interpreter (what
+    a Lambda cold start pays before the first event)."""
+    medians = {}
+    for function, module in HANDLER_MODULES.items():
+        runs = [
+            float(
+                subprocess.run(
+                    [sys.executable, "-c", IMPORT_SNIPPET, module],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    cwd=Path(__file__).resolve().parents[2],
+                ).stdout.split()[-1]
+            )
+            for _ in range(COLD_RUNS)
+        ]
+        medians[function] = round(statistics.median(runs), 3)
+    return medians
+
+
 def _timed(call: Any, count: int) -> dict[str, float]:
     durations = []
     for _ in range(count):
@@ -114,6 +149,7 @@ def main() -> None:
             env["POWERTOOLS_LOG_LEVEL"] = "WARNING"  # keep the figures readable
             os.environ.update(env)
             cold = _cold_starts({**os.environ, **env})
+            imports = _cold_imports({**os.environ, **env})
 
             from aws.lambda_proxy.handlers.api import handler
 
@@ -167,7 +203,7 @@ def main() -> None:
             stack.down()
     save(
         "proxy_latency",
-        {"cold_start": cold, "warm": warm},
+        {"cold_start": cold, "cold_import_s_median": imports, "warm": warm},
         "python -m scripts.bench.proxy_latency",
     )
 

@@ -283,18 +283,21 @@ def test_batch_job_completes_its_step_functions_task(proxy: Proxy) -> None:
         roleArn="arn:aws:iam::123456789012:role/multitalk-batch",
     )["stateMachineArn"]
 
-    def run_item(outcome: str) -> dict[str, Any]:
+    def start_item() -> tuple[str, Any]:
+        """An execution waiting on its task token, and the job submitted with that token."""
         execution = sfn.start_execution(stateMachineArn=machine, name=uuid.uuid4().hex, input="{}")[
             "executionArn"
         ]
-        token = _receive_token(sqs, queue_url)
-        request = GenerateVideoRequest.model_validate(proxy.body())
         job = submit_job(
-            request,
+            GenerateVideoRequest.model_validate(proxy.body()),
             TenantContext(tenant_id="acme", subject="batch"),
-            task_token=token,
+            task_token=_receive_token(sqs, queue_url),
             batch_item=BatchItem(execution_arn=execution, item_ref="item-1"),
         )
+        return execution, job
+
+    def run_item(outcome: str) -> dict[str, Any]:
+        execution, job = start_item()
         assert proxy.callback(job.job_id, JobStarted(job_id=job.job_id)).status == 200  # heartbeat
         if outcome == "success":
             upload_output(proxy, job.job_id)
@@ -318,13 +321,7 @@ def test_batch_job_completes_its_step_functions_task(proxy: Proxy) -> None:
         assert proxy.services.jobs.get(item["job_id"]).task_state == "done"
 
     # The settling process dies before SendTaskFailure: the reconciler completes the task.
-    execution = sfn.start_execution(stateMachineArn=machine, name=uuid.uuid4().hex, input="{}")
-    token = _receive_token(sqs, queue_url)
-    job = submit_job(
-        GenerateVideoRequest.model_validate(proxy.body()),
-        TenantContext(tenant_id="acme", subject="batch"),
-        task_token=token,
-    )
+    execution, job = start_item()
     proxy.services.jobs.settle(
         job.job_id,
         JobStatus.FAILED,
@@ -334,20 +331,14 @@ def test_batch_job_completes_its_step_functions_task(proxy: Proxy) -> None:
     )
     assert proxy.services.jobs.get(job.job_id).task_state == "pending"
     reconciler.handler(scheduler_event(), LambdaContext(function_name="reconciler"))
-    crashed = _wait_for_execution(sfn, execution["executionArn"])
+    crashed = _wait_for_execution(sfn, execution)
     assert (crashed["status"], crashed["error"]) == ("FAILED", "internal")
     assert proxy.services.jobs.get(job.job_id).task_state == "done"
 
     # The tenant cancels a batch item through the API: its task fails at once, no reconciler.
-    execution = sfn.start_execution(stateMachineArn=machine, name=uuid.uuid4().hex, input="{}")
-    token = _receive_token(sqs, queue_url)
-    job = submit_job(
-        GenerateVideoRequest.model_validate(proxy.body()),
-        TenantContext(tenant_id="acme", subject="batch"),
-        task_token=token,
-    )
+    execution, job = start_item()
     assert proxy.invoke("DELETE", f"/jobs/{job.job_id}", token=proxy.token()).status == 200
-    cancelled = _wait_for_execution(sfn, execution["executionArn"])
+    cancelled = _wait_for_execution(sfn, execution)
     assert (cancelled["status"], cancelled["error"]) == ("FAILED", "cancelled")
     assert proxy.services.jobs.get(job.job_id).task_state == "done"
 

@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
-CONTRACT_VERSION = "2026-11-25"
+CONTRACT_VERSION = "2026-12-02"
 
 JOB_ID_PATTERN = r"^job_[0-9a-z]{26}$"
 """Job ids are ``job_`` plus a lowercase ULID-like 26-character suffix, minted by the AWS side."""
@@ -83,8 +83,16 @@ class ErrorCode(StrEnum):
 
     INPUT_UNREADABLE = "input_unreadable"
     INPUT_TOO_LARGE = "input_too_large"
+    # What is wrong with the media itself; the same codes as modal_service.media.errors.MediaCode.
     AUDIO_INVALID = "audio_invalid"
+    AUDIO_TOO_SHORT = "audio_too_short"
+    AUDIO_TOO_LONG = "audio_too_long"
+    AUDIO_SILENT = "audio_silent"
     IMAGE_INVALID = "image_invalid"
+    IMAGE_TOO_SMALL = "image_too_small"
+    IMAGE_TOO_LARGE = "image_too_large"
+    UNSUPPORTED_FORMAT = "unsupported_format"
+    DECOMPRESSION_BOMB = "decompression_bomb"
     URL_EXPIRED = "url_expired"
     UPLOAD_FAILED = "upload_failed"
     DEADLINE_EXCEEDED = "deadline_exceeded"
@@ -116,13 +124,28 @@ class GenerationParams(Model):
     model: Literal["multitalk-14b", "tiny"] = "multitalk-14b"
 
 
+InputName = Annotated[str, Field(min_length=1, max_length=1024)]
+
+
 class JobInputs(Model):
-    """Pre-signed GET URLs: one audio track per speaker (1 or 2) and one reference image."""
+    """Pre-signed GET URLs: one audio track per speaker (1 or 2) and one reference image.
+
+    ``audio_names`` and ``image_name`` are the objects' keys (never their bucket), so that a
+    refusal names the caller's file; the keys are in the URLs' paths already.
+    """
 
     audio_urls: list[PresignedUrl] = Field(min_length=1, max_length=MAX_SPEAKERS)
     image_url: PresignedUrl
+    audio_names: list[InputName] | None = Field(default=None, max_length=MAX_SPEAKERS)
+    image_name: InputName | None = None
     max_audio_bytes: int = Field(default=100 * 1024 * 1024, gt=0, le=1024**3)
     max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0, le=200 * 1024**2)
+    max_audio_s: float = Field(
+        default=600.0,
+        gt=0,
+        le=600,
+        description="The deployment's longest audio: longer tracks are refused, not cut",
+    )
 
 
 class JobOutput(Model):
@@ -170,6 +193,16 @@ class JobResult(Model):
     height: int = Field(gt=0)
     model: str = Field(max_length=64, description="Preset that rendered it; `tiny` makes noise")
     timings_s: dict[str, float] = Field(default_factory=dict)
+    audio_durations_s: list[float] = Field(
+        default_factory=list,
+        max_length=MAX_SPEAKERS,
+        description="Each input track's own duration, before any cut to video_length",
+    )
+    notes: list[Annotated[str, Field(max_length=500)]] = Field(
+        default_factory=list,
+        max_length=10,
+        description="What the render changed from what was asked (a cut, a turbo fallback)",
+    )
 
 
 class JobError(Model):

@@ -1,6 +1,23 @@
-"""Errors for bad media. ``reason`` is a stable slug; the message is safe to show to callers."""
+"""Errors for bad media. ``code`` is one of the public input codes; the message is safe to show
+to callers and names their input (``"audio 1 (talk.wav)"``), never a temporary file."""
 
 from __future__ import annotations
+
+from typing import Literal
+
+MediaCode = Literal[
+    "audio_invalid",
+    "audio_too_short",
+    "audio_too_long",
+    "audio_silent",
+    "image_invalid",
+    "image_too_small",
+    "image_too_large",
+    "unsupported_format",
+    "decompression_bomb",
+]
+"""The input codes, identical in the wire contract (:class:`~modal_service.contracts.ErrorCode`),
+the job records, problem+json answers, webhooks, batch summaries and the OpenAPI document."""
 
 
 class MediaError(ValueError):
@@ -8,19 +25,19 @@ class MediaError(ValueError):
 
     kind = "media"
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, code: MediaCode, message: str) -> None:
         super().__init__(message)
-        self.reason = reason
+        self.code: MediaCode = code
         self.message = message
 
 
 class AudioError(MediaError):
-    """An audio track is unreadable, empty, silent, too short, too long or of a refused format."""
+    """An audio track is invalid, silent, too short, too long, a bomb or of a refused format."""
 
     kind = "audio"
 
 
 class ImageError(MediaError):
-    """The portrait is not an image, or is too small or too large."""
+    """The portrait is invalid, too small, too large, a bomb or of a refused format."""
 
     kind = "image"

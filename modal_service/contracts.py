@@ -147,6 +147,16 @@ class JobInputs(Model):
         description="The deployment's longest audio: longer tracks are refused, not cut",
     )
 
+    def audio_label(self, index: int) -> str:
+        """``audio 1 (talk.wav)``: how messages name a track to the caller."""
+        names = self.audio_names or []
+        name = names[index] if index < len(names) else None
+        return f"audio {index + 1}" + (f" ({name})" if name else "")
+
+    @property
+    def image_label(self) -> str:
+        return "the reference image" + (f" ({self.image_name})" if self.image_name else "")
+
 
 class JobOutput(Model):
     """The pre-signed PUT URL for the MP4; ``content_type`` is part of its signature."""

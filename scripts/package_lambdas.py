@@ -6,8 +6,8 @@ One zip serves all four functions (Terraform points each at its handler). Depend
 resolved for the Lambda runtime, not for this machine: CPython 3.12 wheels for manylinux on the
 chosen architecture (``pip --platform --only-binary``), so a build anywhere yields what Lambda
 runs. The GPU side is not in it: of ``modal_service`` only the pure-pydantic ``contracts.py``
-goes in. The zip is deterministic (sorted entries, fixed timestamps and modes), so Terraform's
-``source_code_hash`` changes only when the content does.
+and the standard-library ``sniff.py`` go in. The zip is deterministic (sorted entries, fixed
+timestamps and modes), so Terraform's ``source_code_hash`` changes only when the content does.
 """
 
 from __future__ import annotations
@@ -24,8 +24,13 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = ROOT / "dist" / "lambda.zip"
 LAMBDA_PYTHON = "3.12"
 _PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
-# The only GPU-side files the AWS side imports (pure pydantic, no torch, no Modal).
-_CONTRACT_FILES = ("modal_service/__init__.py", "modal_service/contracts.py")
+# The only GPU-side files the AWS side imports (pure pydantic or standard library, no torch, no
+# Modal): the wire contract and the content sniffing both sides judge inputs by.
+_CONTRACT_FILES = (
+    "modal_service/__init__.py",
+    "modal_service/contracts.py",
+    "modal_service/sniff.py",
+)
 _SKIPPED_PARTS = frozenset({"__pycache__", "node_modules", "tests"})
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 

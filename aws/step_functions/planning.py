@@ -37,8 +37,18 @@ if TYPE_CHECKING:
     from aws.lambda_proxy.services import Services
     from aws.lambda_proxy.storage.policy import TenantLocations
 
-AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".flac", ".m4a", ".ogg", ".aac"})
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+# Which keys of a prefix are items and which their portraits. Only a prefix listing looks at
+# names (it must tell a voice from a photo without reading both); every item's content is then
+# judged by its bytes like any other submission.
+# Video containers (.mp4, .mov, .mkv) are left out: in a prefix they are the videos to dub.
+AUDIO_SUFFIXES = frozenset(
+    {".wav", ".mp3", ".flac", ".m4a", ".ogg", ".opus", ".aac", ".aif", ".aiff", ".aifc", ".caf"}
+    | {".webm", ".mka", ".amr"}
+)
+IMAGE_SUFFIXES = (
+    *(".png", ".jpg", ".jpeg", ".webp", ".avif", ".heic", ".heif"),
+    *(".bmp", ".tif", ".tiff", ".gif"),
+)
 MAX_ITEMS = 10_000
 MAX_LISTED_OBJECTS = 4 * MAX_ITEMS
 """Audio and images together; a prefix holding more is refused, never planned in part."""

@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from modal_service.multitalk.errors import (
-    AudioInvalidError,
-    ImageInvalidError,
+    InputRejectedError,
     ModelUnavailableError,
     RenderCancelled,
     RenderError,
@@ -22,9 +21,8 @@ if TYPE_CHECKING:
     from modal_service.multitalk.renderer import Renderer
 
 __all__ = [
-    "AudioInvalidError",
     "CancelCheck",
-    "ImageInvalidError",
+    "InputRejectedError",
     "ModelUnavailableError",
     "ProgressCallback",
     "RenderCancelled",

@@ -1,6 +1,8 @@
-"""Errors a render can end with: ``code`` is a stable contract code, ``reason`` a finer slug."""
+"""Errors a render can end with: ``code`` is a stable contract code."""
 
 from __future__ import annotations
+
+from modal_service.media.errors import MediaCode
 
 
 class RenderError(Exception):
@@ -8,22 +10,18 @@ class RenderError(Exception):
 
     code = "internal"
 
-    def __init__(self, message: str, reason: str | None = None) -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-        self.reason = reason or self.code
 
 
-class AudioInvalidError(RenderError):
-    """An audio track is unreadable, empty, silent, too short or too long, or not supported."""
+class InputRejectedError(RenderError):
+    """An input the render cannot use; ``code`` is the media's own (``audio_silent``,
+    ``image_too_small``, ``decompression_bomb``...), as the caller will see it."""
 
-    code = "audio_invalid"
-
-
-class ImageInvalidError(RenderError):
-    """The portrait is not a usable image."""
-
-    code = "image_invalid"
+    def __init__(self, code: MediaCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class ModelUnavailableError(RenderError):

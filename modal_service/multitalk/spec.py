@@ -21,12 +21,22 @@ class RenderSpec(BaseModel):
     prompt: str = Field(default="", max_length=2000)
     resolution: Literal["480p", "720p"] = "480p"
     max_duration_s: float = Field(default=15.0, gt=0, le=600)
+    """The video's length at most (the request's ``video_length``); longer audio is cut, noted."""
+    max_audio_s: float = Field(default=600.0, gt=0, le=600)
+    """The deployment's longest audio track: longer ones are refused, never cut."""
+    audio_labels: list[str] | None = None
+    """How refusals name each track to the caller (``audio 1 (talk.wav)``)."""
+    image_label: str = "the reference image"
     turbo: bool = False
     audio_type: Literal["add", "para"] = "add"
     bounding_boxes: list[tuple[int, int, int, int]] | None = None
     """Per speaker ``[top, left, bottom, right]`` in source-image pixels (MultiTalk's order)."""
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
     sample_steps: int | None = Field(default=None, ge=1, le=100)
+
+    def audio_label(self, index: int) -> str:
+        labels = self.audio_labels or []
+        return labels[index] if index < len(labels) else f"audio {index + 1}"
 
     @model_validator(mode="after")
     def _boxes_match_speakers(self) -> RenderSpec:
@@ -55,4 +65,6 @@ class RenderOutcome(BaseModel):
     sample_steps: int = 0
     guidance_passes: int = 0
     notes: list[str] = Field(default_factory=list)
-    """How the render deviated from the defaults (e.g. turbo without a LoRA), in plain words."""
+    """How the render deviated from what was asked (a cut, turbo without a LoRA), in plain words."""
+    audio_durations_s: list[float] = Field(default_factory=list)
+    """Each input track's own duration, before any cut."""

@@ -174,14 +174,12 @@ class _JobRun:
         self._with_refresh(lambda: self._download_inputs(workdir, fetched, reporter))
         self.timings["download_s"] = time.monotonic() - mark
 
-        # 2b. A cheap look at what arrived, then names the decoders recognise.
-        audio_paths = []
-        for index in range(len(self.inputs.audio_urls)):
-            path = fetched[f"audio{index}"]
-            suffix = check_audio(path, f"audio {index + 1}")
-            audio_paths.append(path.rename(path.with_suffix(suffix)))
-        image = fetched["image"]
-        image_path = image.rename(image.with_suffix(check_image(image, "the reference image")))
+        # 2b. A cheap look at what arrived, by content (names and types are the caller's guess).
+        audio_paths = [fetched[f"audio{index}"] for index in range(len(self.inputs.audio_urls))]
+        for index, path in enumerate(audio_paths):
+            check_audio(path, self.inputs.audio_label(index))
+        image_path = fetched["image"]
+        check_image(image_path, self.inputs.image_label)
 
         # 2c. Render.
         video_path, render = self._render(audio_paths, image_path, workdir / "output.mp4", reporter)
@@ -227,6 +225,8 @@ class _JobRun:
             height=int(render.height),
             model=str(render.model),
             timings_s={**render_timings, **self.timings},
+            audio_durations_s=[float(seconds) for seconds in render.audio_durations_s],
+            notes=[str(note) for note in render.notes],
         )
 
     def _download_inputs(
@@ -234,10 +234,12 @@ class _JobRun:
     ) -> None:
         # Inputs already fetched before a refresh are not fetched again.
         wanted = [
-            (f"audio{index}", url, self.inputs.max_audio_bytes, f"audio {index + 1}")
+            (f"audio{index}", url, self.inputs.max_audio_bytes, self.inputs.audio_label(index))
             for index, url in enumerate(self.inputs.audio_urls)
         ]
-        wanted.append(("image", self.inputs.image_url, self.inputs.max_image_bytes, "the image"))
+        wanted.append(
+            ("image", self.inputs.image_url, self.inputs.max_image_bytes, self.inputs.image_label)
+        )
         for position, (name, url, max_bytes, what) in enumerate(wanted):
             if name in fetched:
                 continue
@@ -277,6 +279,9 @@ class _JobRun:
                 prompt=params.prompt,
                 resolution=params.resolution,
                 max_duration_s=params.max_duration_s,
+                max_audio_s=self.inputs.max_audio_s,
+                audio_labels=[self.inputs.audio_label(index) for index in range(len(audio_paths))],
+                image_label=self.inputs.image_label,
                 turbo=params.turbo,
                 audio_type=params.audio_type,
                 bounding_boxes=boxes,

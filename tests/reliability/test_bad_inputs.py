@@ -288,7 +288,7 @@ CASES = [
     Case(S3, "empty audio object", lambda w: w.submit(w.body(input__audio_s3_url=w.empty)), 422,
          "input_size_refused"),
     Case(S3, "image given as the audio",
-         lambda w: w.submit(w.body(input__audio_s3_url=w.image)), 422, "input_type_refused"),
+         lambda w: w.submit(w.body(input__audio_s3_url=w.image)), 422, "unsupported_format"),
     Case(S3, "output that exists already",
          lambda w: w.submit(w.body(output__filename=w.existing_output.rsplit("/", 1)[1])), 409,
          "output_exists"),

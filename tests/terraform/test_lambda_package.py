@@ -92,6 +92,7 @@ def test_sources_are_the_aws_side_and_the_contract_only() -> None:
     assert [n for n in names if n.startswith("modal_service/")] == [
         "modal_service/__init__.py",
         "modal_service/contracts.py",
+        "modal_service/sniff.py",
     ]
     assert all(n.endswith(".py") for n in names)
     assert not [n for n in names if "node_modules" in n or "/tests/" in n]

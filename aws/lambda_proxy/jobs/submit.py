@@ -20,16 +20,19 @@ sent; Step Functions is *not* told by this path: the batch handler reports a ``S
 with ``SendTaskFailure`` (or by failing its own task) itself, in every case.
 
 Codes: ``s3_url_invalid``, ``s3_location_forbidden``, ``input_not_found``,
-``input_size_refused``, ``input_type_refused``, ``output_exists``, ``reference_image_required``,
+``input_size_refused``, ``unsupported_format``, ``audio_invalid``, ``image_invalid`` (an
+input's first bytes are no audio / no image), ``output_exists``, ``reference_image_required``,
 ``model_not_allowed``, ``video_length_exceeded``, ``webhook_url_refused``,
 ``webhook_secret_missing``, ``tenant_not_configured``, ``signing_credentials_expiring``,
 ``s3_unavailable``, ``modal_unavailable``, ``modal_rejected``, ``modal_contract_mismatch``,
 ``idempotency_key_reused``, ``idempotency_in_progress``, ``idempotency_unavailable``,
 ``submission_invalid`` (a malformed idempotency key or task token).
 
-Steps: authorize and check every S3 location (``HeadObject``) -> write the ``queued`` record
-(task token kept here, never sent to Modal) -> pre-sign -> ``POST /v1/jobs`` -> store the call
-id. The record is written before Modal is called, so an early callback always finds its job.
+Steps: authorize and check every S3 location (``HeadObject``, then the first bytes of each
+input by a ranged ``GetObject``: content decides, never the key's extension or
+``Content-Type``) -> write the ``queued`` record (task token kept here, never sent to Modal) ->
+pre-sign -> ``POST /v1/jobs`` -> store the call id. The record is written before Modal is
+called, so an early callback always finds its job.
 """
 
 from __future__ import annotations
@@ -252,9 +255,21 @@ def _prepare(services: Services, submission: Submission) -> JobRecord:
     for source in [*audio, image]:
         locations.check_read(source)
     locations.check_write(output)
-    for source in audio:
-        check_input(services.s3, source, kind="audio", max_bytes=settings.max_audio_bytes)
-    check_input(services.s3, image, kind="image", max_bytes=settings.max_image_bytes)
+    for index, source in enumerate(audio):
+        check_input(
+            services.s3,
+            source,
+            kind="audio",
+            label=f"audio {index + 1}",
+            max_bytes=settings.max_audio_bytes,
+        )
+    check_input(
+        services.s3,
+        image,
+        kind="image",
+        label="the reference image",
+        max_bytes=settings.max_image_bytes,
+    )
     check_output_free(services.s3, output, overwrite=request.output.overwrite)
 
     now = utc_now()
@@ -301,8 +316,11 @@ def signed_urls(services: Services, job: JobRecord) -> tuple[JobInputs, JobOutpu
     inputs = JobInputs(
         audio_urls=[presigner.get_url(source) for source in job.audio_inputs],
         image_url=presigner.get_url(job.image_input),
+        audio_names=[source.key for source in job.audio_inputs],
+        image_name=job.image_input.key,
         max_audio_bytes=services.settings.max_audio_bytes,
         max_image_bytes=services.settings.max_image_bytes,
+        max_audio_s=services.settings.max_video_length_s,
     )
     output = JobOutput(
         put_url=presigner.put_url(job.output, content_type=OUTPUT_CONTENT_TYPE),

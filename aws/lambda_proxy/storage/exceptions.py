@@ -29,7 +29,8 @@ class InputMissingError(BadRequestError):
 
 
 class InputRefusedError(BadRequestError):
-    """An input object exists but its size or content type is refused."""
+    """An input object exists but its size or content is refused (``code`` says which:
+    ``input_size_refused``, ``unsupported_format``, ``audio_invalid``, ``image_invalid``)."""
 
     code = "input_refused"
 

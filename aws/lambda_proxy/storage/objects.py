@@ -1,9 +1,14 @@
-"""``HeadObject`` checks before anything is signed: inputs exist, are small enough and have an
-accepted content type; the output key is free unless overwriting was asked for."""
+"""Checks before anything is signed: inputs exist (``HeadObject``), are small enough and are,
+by their first bytes (a ranged ``GetObject``), audio or an image; the output key is free unless
+overwriting was asked for.
+
+Key extensions and ``Content-Type`` are never a reason to refuse: they are the uploader's guess
+(S3's default is ``binary/octet-stream``, browsers call a voice note ``video/webm``).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
@@ -14,33 +19,13 @@ from aws.lambda_proxy.storage.exceptions import (
     InputRefusedError,
     OutputExistsError,
 )
+from modal_service.sniff import SNIFF_BYTES, audio_refusal, image_refusal
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
 
     from aws.lambda_proxy.jobs.models import S3Location
 
-AUDIO_TYPES = frozenset(
-    {
-        "audio/wav",
-        "audio/x-wav",
-        "audio/wave",
-        "audio/vnd.wave",
-        "audio/mpeg",
-        "audio/mp3",
-        "audio/mp4",
-        "audio/x-m4a",
-        "audio/aac",
-        "audio/flac",
-        "audio/x-flac",
-        "audio/ogg",
-    }
-)
-IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
-# Many uploaders leave S3's default type; accept it only when the key's extension agrees.
-GENERIC_TYPES = frozenset({"application/octet-stream", "binary/octet-stream"})
-AUDIO_EXTENSIONS = (".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 
 
@@ -68,32 +53,47 @@ def head_object(s3: BaseClient, location: S3Location) -> ObjectInfo | None:
     return ObjectInfo(size=int(answer.get("ContentLength", 0)), content_type=content_type)
 
 
+def read_head(s3: BaseClient, location: S3Location, size: int) -> bytes:
+    """The first :data:`SNIFF_BYTES` of an object of ``size`` bytes (a ranged GET)."""
+    # S3 clamps a range past the end, but an exact range is valid everywhere.
+    last = min(size, SNIFF_BYTES) - 1
+    try:
+        answer = s3.get_object(Bucket=location.bucket, Key=location.key, Range=f"bytes=0-{last}")
+        with answer["Body"] as body:
+            return body.read(SNIFF_BYTES)
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in _NOT_FOUND or code in ("403", "AccessDenied"):
+            raise InputMissingError(f"input {location.url} does not exist") from None
+        raise UpstreamError(f"S3 GetObject failed ({code})", code="s3_unavailable") from None
+    except BotoCoreError as exc:
+        raise UpstreamError(
+            f"S3 unreachable: {type(exc).__name__}", code="s3_unavailable"
+        ) from None
+
+
 def check_input(
     s3: BaseClient,
     location: S3Location,
     *,
-    kind: str,
+    kind: Literal["audio", "image"],
+    label: str,
     max_bytes: int,
 ) -> ObjectInfo:
-    """Check one input object; ``kind`` is ``audio`` or ``image``."""
+    """Check one input object. ``label`` names it in messages (``audio 1``)."""
     info = head_object(s3, location)
     if info is None:
-        raise InputMissingError(f"{kind} input {location.url} does not exist")
+        raise InputMissingError(f"{label} {location.url} does not exist")
     if info.size == 0 or info.size > max_bytes:
         raise InputRefusedError(
-            f"{kind} input {location.url} is {info.size} bytes; allowed 1..{max_bytes}",
+            f"{label} {location.url} is {info.size} bytes; allowed 1..{max_bytes}",
             code="input_size_refused",
         )
-    types, extensions = (
-        (AUDIO_TYPES, AUDIO_EXTENSIONS) if kind == "audio" else (IMAGE_TYPES, IMAGE_EXTENSIONS)
-    )
-    generic_ok = info.content_type in GENERIC_TYPES and location.key.lower().endswith(extensions)
-    if info.content_type not in types and not generic_ok:
-        raise InputRefusedError(
-            f"{kind} input {location.url} has content type {info.content_type!r}; "
-            f"accepted: {', '.join(sorted(types))}",
-            code="input_type_refused",
-        )
+    refuse = audio_refusal if kind == "audio" else image_refusal
+    refusal = refuse(read_head(s3, location, info.size))
+    if refusal is not None:
+        code, reason = refusal
+        raise InputRefusedError(f"{label} {location.url} {reason}", code=code)
     return info
 
 

@@ -48,7 +48,7 @@ pytestmark = pytest.mark.stack
 
 # Small, valid-looking media: the inputs are checked by HeadObject (size, type), never decoded,
 # because no worker runs in these tests.
-WAV = b"RIFF" + b"\x00" * 60
+WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 60  # headers only: the proxy reads no further
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 60
 
 

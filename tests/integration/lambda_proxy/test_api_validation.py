@@ -202,11 +202,18 @@ def test_other_tenants_jobs_look_missing(proxy: Proxy) -> None:
     ("name", "data", "content_type", "code"),
     [
         ("voice.wav", b"", "audio/wav", "input_size_refused"),
-        ("voice.wav", WAV, "text/html", "input_type_refused"),
-        ("voice.exe", WAV, "application/octet-stream", "input_type_refused"),
+        ("voice.wav", b"<html>not audio</html>", "audio/wav", "unsupported_format"),
+        ("voice.wav", PNG, "audio/wav", "unsupported_format"),
+        ("voice.mp3", b"%PDF-1.7\n" + b"\x00" * 40, "audio/mpeg", "unsupported_format"),
+        (
+            "voice.wav",
+            b"\x00\x01 neither audio nor anything else" * 3,
+            "audio/wav",
+            "audio_invalid",
+        ),
     ],
 )
-def test_inputs_are_checked_with_head_object(
+def test_inputs_are_judged_by_their_first_bytes(
     proxy: Proxy, name: str, data: bytes, content_type: str, code: str
 ) -> None:
     audio = proxy.upload(name, data, content_type)
@@ -218,10 +225,22 @@ def test_inputs_are_checked_with_head_object(
     )
     assert answer.status == 422
     assert answer.json()["code"] == code
+    assert "audio 1" in answer.json()["detail"]
 
 
-def test_generic_content_type_with_matching_extension_is_accepted(proxy: Proxy) -> None:
-    audio = proxy.upload("voice.wav", WAV, "binary/octet-stream")
+@pytest.mark.parametrize(
+    ("name", "content_type"),
+    [
+        ("voice.wav", "binary/octet-stream"),
+        ("voice", "application/octet-stream"),
+        ("voice.exe", "text/html"),
+        ("recording.webm", "video/webm"),
+    ],
+)
+def test_names_and_content_types_never_refuse_real_audio(
+    proxy: Proxy, name: str, content_type: str
+) -> None:
+    audio = proxy.upload(name, WAV, content_type)
     body = proxy.body(input={"audio_s3_url": audio})
     answer = proxy.invoke("POST", "/generate-video", token=proxy.token(), body=body)
     assert answer.status == 202, answer.body
@@ -280,9 +299,15 @@ def test_model_outside_the_allow_list_is_refused(proxy: Proxy) -> None:
     assert answer.json()["code"] == "model_not_allowed"
 
 
-def test_png_reference_image_must_be_an_image(proxy: Proxy) -> None:
-    image = proxy.upload("face.png", PNG, "audio/wav")
+def test_reference_image_must_be_an_image_whatever_its_name(proxy: Proxy) -> None:
+    image = proxy.upload("face.png", WAV, "image/png")
     body = proxy.body(input={"reference_image_s3_url": image})
     answer = proxy.invoke("POST", "/generate-video", token=proxy.token(), body=body)
     assert answer.status == 422
-    assert answer.json()["code"] == "input_type_refused"
+    assert answer.json()["code"] == "unsupported_format"
+    assert "the reference image" in answer.json()["detail"]
+
+    image = proxy.upload("face-no-extension", PNG, "binary/octet-stream")
+    body = proxy.body(input={"reference_image_s3_url": image})
+    answer = proxy.invoke("POST", "/generate-video", token=proxy.token(), body=body)
+    assert answer.status == 202, answer.body

@@ -100,7 +100,7 @@ def test_prefix_batch_tolerates_a_bad_item_and_summarizes(world: BatchWorld) -> 
     )
     assert summary["failure_percentage"] == 40.0
     failures = {item["id"]: item for item in summary["failed_items"]}
-    assert failures["carl.wav"]["error"] == "input_type_refused"
+    assert failures["carl.wav"]["error"] == "unsupported_format"
     assert failures["carl.wav"]["job_id"] is None
     assert failures["erin.wav"]["error"] == "audio_invalid"
     assert failures["erin.wav"]["job_id"].startswith("job_")

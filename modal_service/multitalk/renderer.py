@@ -10,48 +10,29 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import secrets
 import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile
 import torch
+from PIL import Image
 
-from modal_service.media.audio import (
-    MODEL_SAMPLE_RATE,
-    MUX_SAMPLE_RATE,
-    arrange_speakers,
-    prepare_track,
-)
-from modal_service.media.errors import AudioError, ImageError
-from modal_service.media.image import load_portrait
+from modal_service.media.audio import MODEL_SAMPLE_RATE
 from modal_service.media.video import VIDEO_FPS, Mp4Writer
 from modal_service.multitalk.audio_encoder import AudioFeatureEncoder
 from modal_service.multitalk.buckets import bucket_size, resize_and_crop, speaker_masks
-from modal_service.multitalk.errors import InputRejectedError, RenderCancelled
+from modal_service.multitalk.errors import RenderCancelled
+from modal_service.multitalk.inputs import PreparedInputs, prepare_inputs
 from modal_service.multitalk.pipeline_multitalk import MultiTalkPipeline
 from modal_service.multitalk.presets import Preset
 from modal_service.multitalk.spec import CancelCheck, ProgressCallback, RenderOutcome, RenderSpec
 from modal_service.multitalk.streaming import MultiTalkStreaming
 
 logger = logging.getLogger(__name__)
-
-MUX_PEAK_CEILING = 0.98  # about -0.2 dBFS: headroom for the AAC encoder's overshoot
-
-
-@dataclass
-class _PreparedAudio:
-    features: list[torch.Tensor]
-    frames: int
-    soundtrack: Path
-    durations_s: list[float]
-    notes: list[str]
 
 
 class _Timer:
@@ -117,54 +98,12 @@ class Renderer:
         return settings, notes
 
     # ------------------------------------------------------------------ stages
-    def _prepare_audio(self, spec: RenderSpec, workdir: Path) -> _PreparedAudio:
-        """Features per speaker, the output frame count and the soundtrack WAV.
-
-        Each track is checked and read whole (up to the deployment's ``max_audio_s``); the
-        timeline is then cut to ``max_duration_s``, and a cut is said in the notes.
-        """
-        tracks = []
-        for index, path in enumerate(spec.audio_paths):
-            try:
-                tracks.append(prepare_track(path, spec.audio_label(index), max_s=spec.max_audio_s))
-            except AudioError as exc:
-                raise InputRejectedError(exc.code, exc.message) from None
-        model_tracks = arrange_speakers([t.model_samples for t in tracks], spec.audio_type)
-        mux_tracks = arrange_speakers([t.mux_samples for t in tracks], spec.audio_type)
-        timeline_s = model_tracks[0].size / MODEL_SAMPLE_RATE
-        duration = min(timeline_s, spec.max_duration_s)
-        notes = []
-        if timeline_s > spec.max_duration_s + 0.5 / VIDEO_FPS:
-            notes.append(
-                f"the audio lasts {timeline_s:.2f} s, longer than video_length "
-                f"({spec.max_duration_s:g} s): the video and its soundtrack stop at "
-                f"{spec.max_duration_s:g} s"
-            )
-        frames = int(duration * VIDEO_FPS)
+    def _audio_features(self, inputs: PreparedInputs) -> list[torch.Tensor]:
         # wav2vec2 sees the audio actually rendered plus 1 s of context past the cut.
-        keep = min(model_tracks[0].size, int((frames / VIDEO_FPS + 1.0) * MODEL_SAMPLE_RATE))
-        features = [self.audio_encoder.encode(track[:keep]) for track in model_tracks]
-        mix = sum(mux_tracks)[: math.ceil(frames / VIDEO_FPS * MUX_SAMPLE_RATE)]
-        # Loudness normalisation can lift peaks past full scale: the soundtrack is brought down
-        # under the ceiling rather than clipped (the model's copy keeps its -23 LUFS).
-        peak = float(np.abs(mix).max()) if mix.size else 0.0
-        if peak > MUX_PEAK_CEILING:
-            mix = mix * (MUX_PEAK_CEILING / peak)
-        wav = workdir / "soundtrack.wav"
-        soundfile.write(wav, mix.astype(np.float32), MUX_SAMPLE_RATE, subtype="FLOAT")
-        return _PreparedAudio(
-            features=features,
-            frames=frames,
-            soundtrack=wav,
-            durations_s=[round(t.duration_s, 3) for t in tracks],
-            notes=notes,
-        )
+        keep = int((inputs.frames / VIDEO_FPS + 1.0) * MODEL_SAMPLE_RATE)
+        return [self.audio_encoder.encode(track[:keep]) for track in inputs.model_tracks]
 
-    def _prepare_image(self, spec: RenderSpec) -> tuple:
-        try:
-            portrait = load_portrait(spec.image_path, spec.image_label)
-        except ImageError as exc:
-            raise InputRejectedError(exc.code, exc.message) from None
+    def _conditioning_image(self, spec: RenderSpec, portrait: Image.Image) -> tuple:
         height, width = bucket_size(
             portrait.height, portrait.width, spec.resolution, self._preset.bucket_scale
         )
@@ -181,8 +120,12 @@ class Renderer:
         out_path: Path,
         progress: ProgressCallback | None = None,
         should_cancel: CancelCheck | None = None,
+        inputs: PreparedInputs | None = None,
     ) -> RenderOutcome:
         """Render ``spec`` to an H.264/AAC MP4 at ``out_path`` (25 fps, audio trimmed to fit).
+
+        ``inputs`` are ``spec``'s media already prepared (the worker checks them before it
+        loads the model); without them the render prepares them itself.
 
         Raises:
             InputRejectedError: bad input media, with its code and a message naming the input.
@@ -201,12 +144,14 @@ class Renderer:
         try:
             with timer.stage("audio"):
                 report("audio", 0, 1)
-                audio = self._prepare_audio(spec, workdir)
-                frames = audio.frames
+                if inputs is None:
+                    inputs = prepare_inputs(spec, workdir)
+                features = self._audio_features(inputs)
+                frames = inputs.frames
                 report("audio", 1, 1)
             self._check(cancelled)
             with timer.stage("conditioning"):
-                image, masks = self._prepare_image(spec)
+                image, masks = self._conditioning_image(spec, inputs.portrait)
             image_conditioning = timer.seconds["conditioning"]
             self._check(cancelled)
 
@@ -217,7 +162,7 @@ class Renderer:
             partial = workdir / "video.mp4"
             encode_s = 0.0
             with Mp4Writer(
-                partial, image.width, image.height, audio.soundtrack, frames / VIDEO_FPS
+                partial, image.width, image.height, inputs.soundtrack, frames / VIDEO_FPS
             ) as writer:
 
                 def sink(chunk: np.ndarray) -> None:
@@ -234,7 +179,7 @@ class Renderer:
                 with timer.stage("denoise"):
                     self.pipeline(
                         image=image,
-                        audio_features=audio.features,
+                        audio_features=features,
                         num_frames=frames,
                         strategy=MultiTalkStreaming(
                             self._preset.frame_num, self._preset.motion_frames
@@ -277,8 +222,8 @@ class Renderer:
             guidance_passes=MultiTalkPipeline.guidance_branches(
                 settings["text_guidance_scale"], settings["audio_guidance_scale"]
             ),
-            notes=[*audio.notes, *notes],
-            audio_durations_s=audio.durations_s,
+            notes=[*inputs.notes, *notes],
+            audio_durations_s=inputs.durations_s,
         )
 
     @staticmethod

@@ -262,34 +262,45 @@ class _JobRun:
     ) -> tuple[Path, Any]:
         # Imported here: the model stack (torch) loads only in processes that render.
         from modal_service.multitalk import RenderCancelled, RenderError, RenderSpec
+        from modal_service.multitalk.inputs import prepare_inputs
 
         params = self.request.params
+        boxes = None
+        if params.bounding_boxes is not None:
+            boxes = [(b.top, b.left, b.bottom, b.right) for b in params.bounding_boxes]
+        spec = RenderSpec(
+            audio_paths=audio_paths,
+            image_path=image_path,
+            prompt=params.prompt,
+            resolution=params.resolution,
+            max_duration_s=params.max_duration_s,
+            max_audio_s=self.inputs.max_audio_s,
+            audio_labels=[self.inputs.audio_label(index) for index in range(len(audio_paths))],
+            image_label=self.inputs.image_label,
+            turbo=params.turbo,
+            audio_type=params.audio_type,
+            bounding_boxes=boxes,
+            seed=params.seed,
+            sample_steps=params.sample_steps,
+        )
         self.control.check()
-        mark = time.monotonic()
-        reporter.update("loading_model", 0, 1)  # instant on Modal (loaded at container start)
         try:
+            # The media first: a refused file never waits for (or holds) a model.
+            mark = time.monotonic()
+            reporter.update("checking_inputs", 0, 1)
+            inputs = prepare_inputs(spec, out_path.parent)
+            self.timings["inputs_s"] = time.monotonic() - mark
+            self.control.check()
+            mark = time.monotonic()
+            reporter.update("loading_model", 0, 1)  # instant on Modal (loaded at container start)
             renderer = self.renderers(params.model)
             self.timings["model_load_s"] = time.monotonic() - mark
-            boxes = None
-            if params.bounding_boxes is not None:
-                boxes = [(b.top, b.left, b.bottom, b.right) for b in params.bounding_boxes]
-            spec = RenderSpec(
-                audio_paths=audio_paths,
-                image_path=image_path,
-                prompt=params.prompt,
-                resolution=params.resolution,
-                max_duration_s=params.max_duration_s,
-                max_audio_s=self.inputs.max_audio_s,
-                audio_labels=[self.inputs.audio_label(index) for index in range(len(audio_paths))],
-                image_label=self.inputs.image_label,
-                turbo=params.turbo,
-                audio_type=params.audio_type,
-                bounding_boxes=boxes,
-                seed=params.seed,
-                sample_steps=params.sample_steps,
-            )
             render = renderer.render(
-                spec, out_path, progress=reporter.update, should_cancel=self.control.should_stop
+                spec,
+                out_path,
+                progress=reporter.update,
+                should_cancel=self.control.should_stop,
+                inputs=inputs,
             )
         except RenderCancelled as cancelled:
             self.control.check()  # names the reason: cancelled or deadline

@@ -11,11 +11,11 @@ import secrets
 import time
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from modal_service.contracts import GenerationParams, JobResult
+from modal_service.contracts import ErrorCode, GenerationParams, JobResult
 
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
@@ -82,13 +82,26 @@ class Progress(BaseModel):
     total: int = 0
 
 
+# The codes a render reports, as an OpenAPI enum (the input codes among them: audio_invalid,
+# audio_too_short, audio_too_long, audio_silent, image_invalid, image_too_small,
+# image_too_large, unsupported_format, decompression_bomb); the AWS side adds a few of its own
+# (modal_unavailable, output_missing, ...), so the schema stays open to those.
+_FAILURE_CODE_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "enum": [code.value for code in ErrorCode], "title": "RenderErrorCode"},
+        {"type": "string", "maxLength": 64, "description": "a code of the AWS side"},
+    ],
+    "title": "Code",
+}
+
+
 class JobFailure(BaseModel):
     """Why a job failed: the worker's :class:`~modal_service.contracts.ErrorCode` values plus the
     proxy's own (``modal_unavailable``, ``output_missing``, ``submit_incomplete``...)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    code: str = Field(max_length=64)
+    code: Annotated[str, Field(max_length=64), WithJsonSchema(_FAILURE_CODE_SCHEMA)]
     message: str = Field(max_length=1000)
     retryable: bool = False
 
@@ -174,7 +187,12 @@ class JobView(BaseModel):
     deadline: str
     estimated_time: int = Field(description="Estimated seconds from submission to completion")
     output_url: str
-    result: dict[str, Any] | None = None
+    result: JobResult | None = Field(
+        default=None,
+        description="The MP4's size, digest, duration and timings; `notes` says what the render "
+        "changed from what was asked (such as a cut to video_length), `audio_durations_s` each "
+        "input track's own length",
+    )
     error: JobFailure | None = None
     webhook_delivery: WebhookDelivery | None = None
 
@@ -191,7 +209,7 @@ class JobView(BaseModel):
             deadline=job.deadline,
             estimated_time=job.estimated_time_s,
             output_url=job.output.url,
-            result=job.result.model_dump() if job.result else None,
+            result=job.result,
             error=job.error,
             webhook_delivery=job.webhook_delivery,
         )

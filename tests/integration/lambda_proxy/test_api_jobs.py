@@ -148,6 +148,26 @@ def test_openapi_documents_bearer_auth_and_the_request_schema(proxy: Proxy) -> N
     assert schema_ref.endswith("/GenerateVideoRequest")
 
 
+def test_openapi_lists_every_input_code_and_the_result_notes(proxy: Proxy) -> None:
+    schemas = proxy.invoke("GET", "/openapi.json").json()["components"]["schemas"]
+    code = schemas["JobFailure"]["properties"]["code"]
+    enum = next(option["enum"] for option in code["anyOf"] if "enum" in option)
+    input_codes = {
+        "audio_invalid",
+        "audio_too_short",
+        "audio_too_long",
+        "audio_silent",
+        "image_invalid",
+        "image_too_small",
+        "image_too_large",
+        "unsupported_format",
+        "decompression_bomb",
+    }
+    assert input_codes <= set(enum)
+    result = schemas["JobResult"]["properties"]
+    assert {"notes", "audio_durations_s"} <= set(result)
+
+
 def test_list_filters_by_status(proxy: Proxy) -> None:
     cancelled = proxy.submit("globex")
     proxy.invoke("DELETE", f"/jobs/{cancelled}", token=proxy.token("globex"))

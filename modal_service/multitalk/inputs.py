@@ -1,0 +1,92 @@
+"""The media half of a render: decode, check and normalise the inputs; no model needed.
+
+The worker runs this before it asks for the model, so a bad file is refused within a second or
+two and never waits for, or holds, a loaded model. Importing it loads no torch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile
+from PIL import Image
+
+from modal_service.media.audio import (
+    MODEL_SAMPLE_RATE,
+    MUX_SAMPLE_RATE,
+    arrange_speakers,
+    prepare_track,
+)
+from modal_service.media.errors import AudioError, ImageError
+from modal_service.media.image import load_portrait
+from modal_service.media.video import VIDEO_FPS
+from modal_service.multitalk.errors import InputRejectedError
+from modal_service.multitalk.spec import RenderSpec
+
+MUX_PEAK_CEILING = 0.98  # about -0.2 dBFS: headroom for the AAC encoder's overshoot
+
+
+@dataclass
+class PreparedInputs:
+    """What the model and the MP4 need from the caller's files."""
+
+    model_tracks: list[np.ndarray]
+    """Per speaker, 16 kHz mono at -23 LUFS, laid on the shared timeline (uncut)."""
+    frames: int
+    """Video frames to render: the timeline, cut to ``max_duration_s``."""
+    soundtrack: Path
+    """The MP4's audio (48 kHz float WAV), cut like the video."""
+    durations_s: list[float]
+    """Each input track's own duration."""
+    notes: list[str]
+    portrait: Image.Image
+    """RGB, upright, alpha composited."""
+
+
+def prepare_inputs(spec: RenderSpec, workdir: Path) -> PreparedInputs:
+    """Read, check and normalise every input of ``spec``; the soundtrack goes in ``workdir``.
+
+    Raises:
+        InputRejectedError: an input is refused, with its code and a message naming it.
+    """
+    tracks = []
+    for index, path in enumerate(spec.audio_paths):
+        try:
+            tracks.append(prepare_track(path, spec.audio_label(index), max_s=spec.max_audio_s))
+        except AudioError as exc:
+            raise InputRejectedError(exc.code, exc.message) from None
+    try:
+        portrait = load_portrait(spec.image_path, spec.image_label)
+    except ImageError as exc:
+        raise InputRejectedError(exc.code, exc.message) from None
+
+    model_tracks = arrange_speakers([t.model_samples for t in tracks], spec.audio_type)
+    mux_tracks = arrange_speakers([t.mux_samples for t in tracks], spec.audio_type)
+    timeline_s = model_tracks[0].size / MODEL_SAMPLE_RATE
+    notes = []
+    if timeline_s > spec.max_duration_s + 0.5 / VIDEO_FPS:
+        notes.append(
+            f"the audio lasts {timeline_s:.2f} s, longer than video_length "
+            f"({spec.max_duration_s:g} s): the video and its soundtrack stop at "
+            f"{spec.max_duration_s:g} s"
+        )
+    frames = int(min(timeline_s, spec.max_duration_s) * VIDEO_FPS)
+    mix = sum(mux_tracks)[: math.ceil(frames / VIDEO_FPS * MUX_SAMPLE_RATE)]
+    # Loudness normalisation can lift peaks past full scale: the soundtrack is brought down
+    # under the ceiling rather than clipped (the model's copy keeps its -23 LUFS).
+    peak = float(np.abs(mix).max()) if mix.size else 0.0
+    if peak > MUX_PEAK_CEILING:
+        mix = mix * (MUX_PEAK_CEILING / peak)
+    soundtrack = workdir / "soundtrack.wav"
+    soundfile.write(soundtrack, mix.astype(np.float32), MUX_SAMPLE_RATE, subtype="FLOAT")
+    return PreparedInputs(
+        model_tracks=model_tracks,
+        frames=frames,
+        soundtrack=soundtrack,
+        durations_s=[round(t.duration_s, 3) for t in tracks],
+        notes=notes,
+        portrait=portrait,
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -82,6 +82,7 @@ _tried: dict[str, Counter[str]] = {kind: Counter() for kind in _COUNTED}
 _held: dict[str, Counter[str]] = {kind: Counter() for kind in _COUNTED}
 _kinds_of: dict[str, list[tuple[str, str]]] = {}
 _burst: list[dict[str, int]] = []
+_corpus: list[dict[str, object]] = []
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -98,10 +99,15 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         _tried[kind][label] += 1
         _held[kind][label] += int(report.passed)
     _burst.extend(value for name, value in report.user_properties if name == "burst")
+    _corpus.extend(
+        {**value, "held": report.passed}
+        for name, value in report.user_properties
+        if name == "corpus"
+    )
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not any(_tried[kind] for kind in _COUNTED) and not _burst:
+    if not any(_tried[kind] for kind in _COUNTED) and not _burst and not _corpus:
         return
     write = terminalreporter.write_line
     terminalreporter.section("reliability")
@@ -115,3 +121,22 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             "burst: {submitted} submissions at concurrency {concurrency}: {accepted} accepted, "
             "{throttled} refused with 429, {accounted} accepted jobs accounted for".format(**burst)
         )
+    if _corpus:
+        _write_corpus(write)
+
+
+def _write_corpus(write: Callable[[str], None]) -> None:
+    """The input corpus: files per kind and outcome, and how fast the worst refusals came."""
+    for kind in ("audio", "image"):
+        cases = [case for case in _corpus if case["kind"] == kind]
+        accepted = [case for case in cases if case["expect"] == "accept"]
+        refused = Counter(str(case["expect"]) for case in cases if case["expect"] != "accept")
+        held = sum(bool(case["held"]) for case in cases)
+        write(
+            f"input corpus, {kind}: {len(cases)} files, {held} held: {len(accepted)} accepted "
+            f"and rendered; refused: "
+            + ", ".join(f"{code} {count}" for code, count in sorted(refused.items()))
+        )
+    bombs = [case for case in _corpus if case["expect"] == "decompression_bomb"]
+    for bomb in bombs:
+        write(f"  bomb {bomb['name']}: refused {bomb['seconds']} s after submission")

@@ -12,7 +12,7 @@ import pytest
 from modal_service.contracts import ErrorCode, JobProgress
 from modal_service.worker.control import JobControl
 from modal_service.worker.errors import WorkerError
-from modal_service.worker.inputs import audio_suffix, check_audio, check_image, image_suffix
+from modal_service.worker.inputs import check_audio, check_image
 from modal_service.worker.progress import ProgressReporter
 from modal_service.worker.transfer import parse_refusal
 
@@ -47,37 +47,6 @@ def test_s3_refusals_are_classified(
     assert refusal.transient is transient
 
 
-@pytest.mark.parametrize(
-    ("head", "suffix"),
-    [
-        (b"RIFF\x24\x00\x00\x00WAVEfmt ", ".wav"),
-        (b"fLaC\x00\x00\x00\x22", ".flac"),
-        (b"OggS\x00\x02", ".ogg"),
-        (b"ID3\x04\x00", ".mp3"),
-        (b"\xff\xfb\x90\x00", ".mp3"),
-        (b"\x00\x00\x00\x20ftypM4A ", ".m4a"),
-        (b"<html>", None),
-        (b"\x89PNG\r\n\x1a\n", None),
-    ],
-)
-def test_audio_is_recognised_by_its_first_bytes(head: bytes, suffix: str | None) -> None:
-    assert audio_suffix(head) == suffix
-
-
-@pytest.mark.parametrize(
-    ("head", "suffix"),
-    [
-        (b"\x89PNG\r\n\x1a\n\x00", ".png"),
-        (b"\xff\xd8\xff\xe0", ".jpg"),
-        (b"RIFF\x00\x00\x00\x00WEBPVP8 ", ".webp"),
-        (b"RIFF\x24\x00\x00\x00WAVE", None),
-        (b"GIF89a", None),
-    ],
-)
-def test_images_are_recognised_by_their_first_bytes(head: bytes, suffix: str | None) -> None:
-    assert image_suffix(head) == suffix
-
-
 def test_checks_name_the_input_and_give_stable_codes(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.write_bytes(b"")
@@ -90,6 +59,15 @@ def test_checks_name_the_input_and_give_stable_codes(tmp_path: Path) -> None:
     with pytest.raises(WorkerError) as image:
         check_image(text, "the image")
     assert image.value.code == ErrorCode.IMAGE_INVALID
+    pdf = tmp_path / "pdf"
+    pdf.write_bytes(b"%PDF-1.7\n")
+    with pytest.raises(WorkerError) as document:
+        check_image(pdf, "the reference image (face.png)")
+    assert document.value.code == ErrorCode.UNSUPPORTED_FORMAT
+    assert "the reference image (face.png)" in document.value.message
+    wav = tmp_path / "wav"
+    wav.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt ")
+    check_audio(wav, "audio 1")  # plausible audio passes; the decoder judges the rest
 
 
 def test_control_names_the_reason_to_stop() -> None:

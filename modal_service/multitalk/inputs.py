@@ -75,8 +75,8 @@ def prepare_inputs(spec: RenderSpec, workdir: Path) -> PreparedInputs:
         )
     frames = int(min(timeline_s, spec.max_duration_s) * VIDEO_FPS)
     mix = sum(mux_tracks)[: math.ceil(frames / VIDEO_FPS * MUX_SAMPLE_RATE)]
-    # Loudness normalisation can lift peaks past full scale: the soundtrack is brought down
-    # under the ceiling rather than clipped (the model's copy keeps its -23 LUFS).
+    # Each track's gain stops at its own peak; two speakers together (para) can still add up
+    # past full scale, so the mix is brought under the ceiling rather than clipped.
     peak = float(np.abs(mix).max()) if mix.size else 0.0
     if peak > MUX_PEAK_CEILING:
         mix = mix * (MUX_PEAK_CEILING / peak)

@@ -12,8 +12,7 @@ from safetensors.torch import save_file
 from modal_service.media.ffmpeg import run_ffmpeg
 from modal_service.media.probe import probe_media
 from modal_service.multitalk import (
-    AudioInvalidError,
-    ImageInvalidError,
+    InputRejectedError,
     RenderCancelled,
     RenderSpec,
 )
@@ -138,18 +137,49 @@ def test_bad_audio_and_image_raise_coded_errors(
 ) -> None:
     junk = tmp_path / "junk.wav"
     junk.write_bytes(b"RIFF" + b"\x00" * 100)
-    with pytest.raises(AudioInvalidError) as err:
+    with pytest.raises(InputRejectedError) as err:
         tiny.render(
-            RenderSpec(audio_paths=[junk], image_path=media["portrait"]), tmp_path / "x.mp4"
+            RenderSpec(
+                audio_paths=[junk], image_path=media["portrait"], audio_labels=["audio 1 (a.wav)"]
+            ),
+            tmp_path / "x.mp4",
         )
     assert err.value.code == "audio_invalid"
-    assert err.value.reason == "audio_unreadable"
-    with pytest.raises(ImageInvalidError) as err:
+    assert "audio 1 (a.wav)" in err.value.message
+    assert "junk" not in err.value.message  # the caller's name, never the worker's file
+    with pytest.raises(InputRejectedError) as err:
         tiny.render(
             RenderSpec(audio_paths=[media["voice"]], image_path=media["voice"]), tmp_path / "x.mp4"
         )
-    assert err.value.code == "image_invalid"
+    assert err.value.code == "unsupported_format"
+    assert "the reference image" in err.value.message
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.wav"]
+
+
+def test_audio_longer_than_video_length_is_cut_and_said(
+    tiny: Renderer, media: dict, tmp_path: Path
+) -> None:
+    spec = RenderSpec(
+        audio_paths=[media["voice"]], image_path=media["portrait"], max_duration_s=1.0, seed=1
+    )
+    outcome = tiny.render(spec, tmp_path / "cut.mp4")
+    assert outcome.duration_s == pytest.approx(1.0)
+    assert outcome.audio_durations_s[0] > 1.5
+    assert any("longer than video_length (1 s)" in note for note in outcome.notes)
+
+
+def test_audio_over_the_deployment_maximum_is_refused_not_cut(
+    tiny: Renderer, media: dict, tmp_path: Path
+) -> None:
+    spec = RenderSpec(
+        audio_paths=[media["voice"]],
+        image_path=media["portrait"],
+        max_duration_s=1.0,
+        max_audio_s=1.0,
+    )
+    with pytest.raises(InputRejectedError) as err:
+        tiny.render(spec, tmp_path / "long.mp4")
+    assert err.value.code == "audio_too_long"
 
 
 def test_spec_refuses_mismatched_boxes(media: dict) -> None:

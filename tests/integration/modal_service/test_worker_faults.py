@@ -85,6 +85,7 @@ def _assert_failed(
         pytest.param("missing", ErrorCode.INPUT_UNREADABLE, False, id="404"),
         pytest.param("tampered", ErrorCode.INPUT_UNREADABLE, False, id="403-signature"),
         pytest.param("not-audio", ErrorCode.AUDIO_INVALID, False, id="corrupt-audio"),
+        pytest.param("a-page", ErrorCode.UNSUPPORTED_FORMAT, False, id="html-as-audio"),
         pytest.param("empty", ErrorCode.AUDIO_INVALID, False, id="empty-audio"),
     ],
 )
@@ -102,7 +103,8 @@ def test_bad_audio_input_fails_with_a_stable_code(
     urls = {
         "missing": lambda: objects.get_url(f"{objects.prefix}/absent.wav"),
         "tampered": lambda: _tamper(objects.get_url(objects.put("a.wav", media[0]))),
-        "not-audio": lambda: objects.get_url(objects.put("a.wav", b"<html>not audio</html>")),
+        "not-audio": lambda: objects.get_url(objects.put("a.wav", b"\x00\x17 noise " * 20)),
+        "a-page": lambda: objects.get_url(objects.put("a.wav", b"<html>not audio</html>")),
         "empty": lambda: objects.get_url(objects.put("a.wav", b"")),
     }
     request = _request(objects, receiver, secret, media, audio_url=urls[broken]())

@@ -16,6 +16,14 @@ if TYPE_CHECKING:
 
 RESOURCES_FILE = Path(__file__).with_name("resources.json")
 
+WEBHOOK_NETWORKS_ENV = "LOCAL_WEBHOOK_ALLOWED_NETWORKS"
+"""Comma-separated networks the local gateway's webhook policy admits on top of the production
+policy. Unset (the default) means the production policy, unchanged."""
+WEBHOOK_CA_FILE_ENV = "LOCAL_WEBHOOK_CA_FILE"
+"""The CA the widened gateway trusts for webhook receivers (the stack's own, see ``tls``)."""
+LOOPBACK_WEBHOOK_NETWORKS = ("127.0.0.0/8",)
+"""What a gateway started with ``loopback_webhooks=True`` admits: receivers on this machine."""
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")

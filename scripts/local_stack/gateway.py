@@ -27,13 +27,18 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
+
+from .config import WEBHOOK_CA_FILE_ENV, WEBHOOK_NETWORKS_ENV
+
+if TYPE_CHECKING:
+    from aws.lambda_proxy.webhooks.address_policy import AddressPolicy
 
 Handler = Callable[[dict[str, Any], Any], Any]
 _TEXT_TYPES = re.compile(r"^(text/|application/(json|problem\+json|xml|x-www-form-urlencoded))")
@@ -281,26 +286,43 @@ def _json(status: int, payload: Any) -> Response:
 def create_app() -> LocalGateway:
     """Factory for ``uvicorn --factory scripts.local_stack.gateway:create_app``.
 
-    Caller webhooks in production go only to public addresses over publicly trusted TLS. Local
-    receivers listen on loopback with the stack's own CA, so the local harness (and only it) builds
-    the handlers' services with a policy admitting ``LOCAL_WEBHOOK_ALLOWED_NETWORKS`` and a TLS
-    context trusting ``LOCAL_WEBHOOK_CA_FILE``; https stays mandatory and the default policy of
-    the product is untouched.
+    The handlers run with the product's own services, so caller webhooks get the production
+    address policy: public addresses only, ports 443 and 8443, publicly trusted TLS. Local
+    receivers listen on loopback with the stack's own CA; a gateway meant to reach one is started
+    with ``LOCAL_WEBHOOK_ALLOWED_NETWORKS`` (and ``LOCAL_WEBHOOK_CA_FILE``) set, which only
+    :func:`scripts.local_stack.product.lambda_environment` with ``loopback_webhooks=True`` does.
+    Then the policy also admits those networks on any port and trusts that CA; https stays
+    mandatory and every other refusal of the default policy still holds.
     """
-    networks = os.environ.get("LOCAL_WEBHOOK_ALLOWED_NETWORKS")
+    networks = os.environ.get(WEBHOOK_NETWORKS_ENV)
     if networks:
         from aws.lambda_proxy.config import Settings
         from aws.lambda_proxy.services import Services, set_services
-        from aws.lambda_proxy.webhooks.address_policy import AddressPolicy
 
-        trust = ssl.create_default_context(cafile=os.environ["LOCAL_WEBHOOK_CA_FILE"])
+        trust = _trusting(os.environ.get(WEBHOOK_CA_FILE_ENV))
         set_services(
             Services(
                 Settings.from_env(),
-                webhook_policy=AddressPolicy(
-                    allowed_networks=networks.split(","), allowed_ports=None
-                ),
+                webhook_policy=loopback_webhook_policy(networks),
                 webhook_ssl_context=trust,
             )
         )
     return LocalGateway(throttling=ThrottlingSettings.from_env())
+
+
+def loopback_webhook_policy(networks: str) -> AddressPolicy:
+    """The production policy widened to ``networks`` (comma-separated), on any port: local
+    receivers listen wherever the OS put them."""
+    from aws.lambda_proxy.webhooks.address_policy import AddressPolicy
+
+    return AddressPolicy(
+        allowed_networks=[network.strip() for network in networks.split(",") if network.strip()],
+        allowed_ports=None,
+    )
+
+
+def _trusting(ca_file: str | None) -> ssl.SSLContext:
+    if not ca_file:
+        # A widened policy without the stack's CA could reach no local receiver: say so at start.
+        raise RuntimeError(f"{WEBHOOK_NETWORKS_ENV} needs {WEBHOOK_CA_FILE_ENV} (the stack's CA)")
+    return ssl.create_default_context(cafile=ca_file)

@@ -9,7 +9,9 @@ same PID file, so ``down`` stops them too:
   proxy-auth headers (the token lives in the stack's Secrets Manager, as in AWS), running jobs in
   worker subprocesses whose environment holds no AWS variable;
 - ``gateway``: :mod:`scripts.local_stack.gateway` under uvicorn, its handlers configured through
-  the same environment variables Terraform sets on the Lambdas;
+  the same environment variables Terraform sets on the Lambdas, so caller webhooks get the
+  production address policy (a loopback receiver is refused; see :func:`start_gateway` for a
+  gateway that admits one);
 - ``batch-events``: :mod:`scripts.local_stack.sqs_event_source`, delivering the batch queue to
   the real ``batch_submit`` handler (configured the same way).
 
@@ -29,7 +31,12 @@ from pydantic import BaseModel, ConfigDict
 from aws.step_functions.render import render_definition
 
 from . import processes, tls
-from .config import StackInfo
+from .config import (
+    LOOPBACK_WEBHOOK_NETWORKS,
+    WEBHOOK_CA_FILE_ENV,
+    WEBHOOK_NETWORKS_ENV,
+    StackInfo,
+)
 from .sqs_event_source import READY_LINE
 from .stack import REPO_ROOT
 
@@ -56,10 +63,18 @@ class ProductInfo(BaseModel):
         return cls.model_validate_json(path.read_text()) if path.exists() else None
 
 
-def lambda_environment(info: StackInfo, api_url: str, internal_api_url: str) -> dict[str, str]:
-    """What Terraform would set on the proxy, callback and reconciler Lambdas, for this stack."""
+def lambda_environment(
+    info: StackInfo, api_url: str, internal_api_url: str, *, loopback_webhooks: bool = False
+) -> dict[str, str]:
+    """What Terraform would set on the proxy, callback and reconciler Lambdas, for this stack.
+
+    Caller webhooks get the production address policy (public addresses, ports 443 and 8443,
+    publicly trusted TLS) unless ``loopback_webhooks`` asks for more: then the gateway also
+    admits https receivers on loopback, on any port, with certificates from the stack's CA.
+    Only what needs a local receiver (a test, a developer's listener) asks for that.
+    """
     tenants = {name: tenant.model_dump() for name, tenant in info.tenants.items()}
-    return {
+    environment = {
         **info.env(),
         "JOBS_TABLE_NAME": info.tables["jobs"],
         "IDEMPOTENCY_TABLE_NAME": info.tables["idempotency"],
@@ -78,10 +93,12 @@ def lambda_environment(info: StackInfo, api_url: str, internal_api_url: str) -> 
         "POWERTOOLS_METRICS_NAMESPACE": "MultiTalkLocal",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": "INFO",
-        # Local receivers of caller webhooks: loopback, https with the stack's CA (see gateway).
-        "LOCAL_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
-        "LOCAL_WEBHOOK_CA_FILE": str(tls.ensure_ca(info.state_dir)),
     }
+    if loopback_webhooks:
+        # Read by the gateway (scripts.local_stack.gateway.create_app), never by the handlers.
+        environment[WEBHOOK_NETWORKS_ENV] = ",".join(LOOPBACK_WEBHOOK_NETWORKS)
+        environment[WEBHOOK_CA_FILE_ENV] = str(tls.ensure_ca(info.state_dir))
+    return environment
 
 
 def internal_api_environment(info: StackInfo) -> dict[str, str]:
@@ -167,20 +184,30 @@ def up(info: StackInfo) -> ProductInfo:
 
 
 def start_gateway(
-    info: StackInfo, product: ProductInfo, name: str, overrides: dict[str, str]
+    info: StackInfo,
+    product: ProductInfo,
+    name: str,
+    overrides: dict[str, str],
+    *,
+    loopback_webhooks: bool = False,
 ) -> str:
     """Another gateway in front of the same Lambdas, internal API and tables, with some of the
     Lambdas' or the gateway's settings changed (``CALLBACK_BASE_URL``,
     ``LOCAL_GATEWAY_THROTTLING``, ...): what a second stage or a misconfiguration looks like.
-    Recorded in the PID file, so ``down`` stops it; returns its URL."""
+    ``loopback_webhooks`` widens its webhook policy to receivers on this machine (see
+    :func:`lambda_environment`); jobs submitted through it call back to it, so their webhooks are
+    sent under that policy. Recorded in the PID file, so ``down`` stops it; returns its URL."""
     port = processes.free_port()
     url = f"http://127.0.0.1:{port}"
+    environment = lambda_environment(
+        info, url, product.internal_api_url, loopback_webhooks=loopback_webhooks
+    )
     started = processes.start(
         name,
         _uvicorn("scripts.local_stack.gateway:create_app", port),
         state_dir=info.state_dir,
         cwd=REPO_ROOT,
-        env={**lambda_environment(info, url, product.internal_api_url), **overrides},
+        env={**environment, **overrides},
     )
     try:
         processes.wait_until_healthy(

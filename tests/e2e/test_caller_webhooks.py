@@ -1,4 +1,10 @@
-"""A caller's webhook receives the result over https, signed with the tenant's secret."""
+"""A caller's webhook receives the result over https, signed with the tenant's secret.
+
+The product's own gateway keeps the production address policy, so it refuses this test's
+receiver (loopback, an ephemeral port, the stack's CA). The delivery test opts in explicitly: it
+submits through a second gateway started with ``loopback_webhooks=True``; the job calls back to
+that gateway, which sends the webhook under the widened policy.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +19,33 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from scripts.local_stack import StackInfo, tls
+from scripts.local_stack import StackInfo, processes, product, tls
 from tests.e2e.test_jobs import submit, wait_final
 
 pytestmark = pytest.mark.stack
+
+WEBHOOK_GATEWAY = "loopback-webhooks-gateway"
+
+
+@pytest.fixture(scope="module")
+def loopback_webhook_gateway(
+    stack: StackInfo, running_product: product.ProductInfo
+) -> Iterator[str]:
+    """A gateway in front of the same product whose webhook policy admits loopback receivers."""
+    url = product.start_gateway(stack, running_product, WEBHOOK_GATEWAY, {}, loopback_webhooks=True)
+    try:
+        yield url
+    finally:
+        processes.stop_some(stack.state_dir, [WEBHOOK_GATEWAY])
+
+
+@pytest.fixture
+def webhook_api(api: httpx.Client, loopback_webhook_gateway: str) -> Iterator[httpx.Client]:
+    """The ``api`` client's token, pointed at the loopback-webhooks gateway."""
+    with httpx.Client(
+        base_url=loopback_webhook_gateway, headers=api.headers, timeout=api.timeout
+    ) as client:
+        yield client
 
 
 @pytest.fixture
@@ -52,17 +81,36 @@ def tenant_secret(stack: StackInfo, tenant: str) -> str:
     return stored["tenant_webhook_secrets"][tenant]
 
 
-def test_success_webhook_is_signed_with_the_tenant_secret(
+def test_the_product_gateway_refuses_a_loopback_receiver(
     api: httpx.Client, stack: StackInfo, upload, receiver
+) -> None:
+    """The default local gateway runs the production policy: no job, a 422 with the code."""
+    url, received = receiver
+    body = {
+        "input": {
+            "audio_s3_url": upload("short.wav"),
+            "reference_image_s3_url": upload("portrait.png"),
+        },
+        "output": {"s3_bucket": stack.buckets["data"], "s3_prefix": "tenants/acme/outputs/e2e/"},
+        "options": {"model": "tiny", "webhook_url": url},
+    }
+    response = api.post("/generate-video", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "webhook_url_refused"
+    assert received.empty()
+
+
+def test_success_webhook_is_signed_with_the_tenant_secret(
+    webhook_api: httpx.Client, stack: StackInfo, upload, receiver
 ) -> None:
     url, received = receiver
     job_id = submit(
-        api,
+        webhook_api,
         stack,
         {"audio_s3_url": upload("short.wav"), "reference_image_s3_url": upload("portrait.png")},
         webhook_url=url,
     )
-    job = wait_final(api, job_id)
+    job = wait_final(webhook_api, job_id)
     assert job["status"] == "succeeded", job
     try:
         headers, body = received.get(timeout=30)

@@ -12,9 +12,14 @@ class TokenInvalidError(ProxyError):
 
     Codes: ``token_missing``, ``token_malformed``, ``token_algorithm_refused``,
     ``token_type_refused``, ``token_key_unknown``, ``token_signature_invalid``,
-    ``token_expired``, ``token_not_yet_valid``, ``token_issued_at_invalid``, ``token_too_old``,
-    ``token_issuer_invalid``, ``token_audience_invalid``, ``token_claim_missing``,
-    ``token_tenant_missing``, ``token_invalid``.
+    ``token_expired``, ``token_not_yet_valid``, ``token_too_old``, ``token_issuer_invalid``,
+    ``token_audience_invalid``, ``token_claim_missing``, ``token_tenant_missing``,
+    ``token_invalid``.
+
+    ``token_malformed`` covers every token that is not a well-formed JWT of the expected shape:
+    not three base64url segments, a header or payload that is not a JSON object, a header member
+    or claim of the wrong type or range (a string ``exp``, a list ``alg``, a NaN ``iat``), or a
+    ``crit`` header. The other codes describe well-formed tokens that fail a check.
     """
 
     status = 401

@@ -14,6 +14,7 @@ to reach their loopback receiver; nothing in production code widens the default.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
@@ -25,6 +26,8 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], list[str]]
 
 DEFAULT_PORTS = frozenset({443, 8443})
+MAX_PORT = 65535
+_PORT_TEXT = re.compile(r"[0-9]{1,5}")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 MAX_URL_LENGTH = 2048
 
@@ -48,6 +51,29 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
     if address in _NAT64:
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
+
+
+def _port(netloc: str) -> int:
+    """The port ``netloc`` names, 443 when it names none.
+
+    Parsed here rather than with ``SplitResult.port``: that reads ``host:0`` as port 0, which
+    ``port or 443`` silently turned into 443, and ``host:`` as no port at all. A port that is
+    present must be ASCII digits naming 1-65535; anything else (0, 65536, -1, +443, an empty
+    ``host:``) is refused, whatever the allowed ports are.
+    """
+    host_port = netloc.rpartition("@")[2]
+    if host_port.startswith("["):  # an IPv6 literal: the port (if any) follows the bracket
+        host_port = host_port.partition("]")[2]
+        if not host_port:
+            return 443
+        colon, text = host_port[:1], host_port[1:]
+    else:
+        _, colon, text = host_port.partition(":")
+    if not colon:
+        return 443
+    if colon != ":" or not _PORT_TEXT.fullmatch(text) or not 1 <= int(text) <= MAX_PORT:
+        raise WebhookUrlRefusedError(f"webhook_url port must be a number from 1 to {MAX_PORT}")
+    return int(text)
 
 
 class AddressPolicy:
@@ -83,7 +109,6 @@ class AddressPolicy:
             raise WebhookUrlRefusedError(f"webhook_url is longer than {MAX_URL_LENGTH} chars")
         try:
             parts = urlsplit(url)
-            port = parts.port or 443
         except ValueError:
             raise WebhookUrlRefusedError("webhook_url is not a valid URL") from None
         if parts.scheme != "https":
@@ -92,6 +117,7 @@ class AddressPolicy:
             raise WebhookUrlRefusedError("webhook_url needs a host and no user:password part")
         if any(ch.isspace() or ord(ch) < 32 for ch in url):
             raise WebhookUrlRefusedError("webhook_url contains whitespace or control characters")
+        port = _port(parts.netloc)
         if self._allowed_ports is not None and port not in self._allowed_ports:
             raise WebhookUrlRefusedError(
                 f"webhook_url port must be one of {sorted(self._allowed_ports)}"

@@ -62,9 +62,11 @@ def test_prefix_batch_tolerates_a_bad_item_and_summarizes(world: BatchWorld) -> 
     outputs = f"tenants/acme/outputs/batch-{run}/"
     for name in ("anna", "ben", "dora"):
         put(world.stack, f"{inputs}{name}.wav", "audio/wav")
-    put(world.stack, f"{inputs}anna.png", "image/png", b"\x89PNG-anna")
-    put(world.stack, f"{inputs}dora.jpg", "image/jpeg", b"\xff\xd8-dora")
-    shared = put(world.stack, f"{inputs}shared/portrait.png", "image/png", b"\x89PNG-shared")
+    put(world.stack, f"{inputs}anna.png", "image/png", b"\x89PNG\r\n\x1a\n-anna")
+    put(world.stack, f"{inputs}dora.jpg", "image/jpeg", b"\xff\xd8\xff-dora")
+    shared = put(
+        world.stack, f"{inputs}shared/portrait.png", "image/png", b"\x89PNG\r\n\x1a\n-shared"
+    )
     # Bad item: named like audio, but it is a web page; the submit path refuses it.
     put(world.stack, f"{inputs}carl.wav", "text/html", b"<html>not audio</html>")
     # This one is accepted, then the worker reports that it cannot decode it.
@@ -146,7 +148,7 @@ def test_heartbeat_timeout_is_recorded_and_fails_an_intolerant_batch(world: Batc
     run = uuid.uuid4().hex[:8]
     inputs = f"tenants/acme/inputs/manifest-{run}/"
     bucket = world.stack.buckets["data"]
-    portrait = put(world.stack, f"{inputs}portrait.png", "image/png", b"\x89PNG")
+    portrait = put(world.stack, f"{inputs}portrait.png", "image/png", b"\x89PNG\r\n\x1a\n")
     rows = [
         {"id": "talks", "audio_s3_url": put(world.stack, f"{inputs}kim.wav", "audio/wav")},
         {"id": "silent", "audio_s3_url": put(world.stack, f"{inputs}lou.wav", "audio/wav")},

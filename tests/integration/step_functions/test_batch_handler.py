@@ -28,7 +28,7 @@ def test_a_redelivered_item_message_creates_no_second_job(world: BatchWorld) -> 
     bucket = world.stack.buckets["data"]
     inputs = f"tenants/acme/inputs/redelivery-{run}/"
     put(world.stack, f"{inputs}solo.wav", "audio/wav")
-    put(world.stack, f"{inputs}solo.png", "image/png", b"\x89PNG")
+    put(world.stack, f"{inputs}solo.png", "image/png", b"\x89PNG\r\n\x1a\n")
     sfn = world.stack.client("stepfunctions")
     execution = sfn.start_execution(
         stateMachineArn=state_machine(world.stack, world.queue.queue_url),

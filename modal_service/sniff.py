@@ -100,8 +100,11 @@ _SIGNATURES: tuple[tuple[bytes, Sniffed], ...] = (
     (b"BM", Sniffed("image", "bmp")),
     (b"II*\x00", Sniffed("image", "tiff")),
     (b"MM\x00*", Sniffed("image", "tiff")),
+    (b"II+\x00", Sniffed("image", "tiff")),  # BigTIFF
+    (b"MM\x00+", Sniffed("image", "tiff")),
     (b"%PDF-", Sniffed("document", "pdf")),
     (b"%!PS", Sniffed("document", "postscript")),
+    (b"\xc5\xd0\xd3\xc6", Sniffed("document", "postscript")),  # DOS EPS binary header
     (b"8BPS", Sniffed("document", "photoshop")),
     (b"MThd", Sniffed("document", "midi")),
     (b"PK\x03\x04", Sniffed("document", "zip")),
@@ -150,7 +153,9 @@ def _mpeg_audio(head: bytes) -> Sniffed | None:
 
 def _text_formats(head: bytes) -> Sniffed | None:
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text):
+    # An SVG may open with its root, an XML declaration, a comment or a DOCTYPE before <svg.
+    prologue = text.startswith((b"<?xml", b"<!--", b"<!doctype svg"))
+    if text.startswith(b"<svg") or (prologue and b"<svg" in text):
         return Sniffed("document", "svg")
     if text.startswith((b"<!doctype html", b"<html")):
         return Sniffed("document", "html")

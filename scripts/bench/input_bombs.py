@@ -1,11 +1,13 @@
 """Peak memory and time of refusing hostile inputs, against preparing ordinary ones.
 
 ``python -m scripts.bench.input_bombs`` writes each input to a file and hands it to the worker's
-own preparation (``prepare_track`` for audio) in a fresh process, at the contract's largest
-audio maximum (600 s: the largest decode cap, so the worst case). It reports that process's peak
-RSS, the largest peak of its children (ffmpeg), their sum (an upper bound of both at once), and
-the wall time. A refusal should cost no more than preparing an ordinary track: memory is bounded
-by the decode cap whatever the file claims.
+own preparation (``prepare_track`` for audio, ``load_portrait`` for images) in a fresh process,
+at the contract's largest audio maximum (600 s: the largest decode cap, so the worst case). It
+reports that process's peak RSS, the largest peak of its children (ffmpeg), their sum (an upper
+bound of both at once), and the wall time. A refusal should cost no more than preparing an
+ordinary track: memory is bounded by the decode cap whatever the file claims. Images are bounded
+by the pixel cap the same way (``largest-accepted-64mp-rgba-png`` is the most an accepted
+portrait costs); image bombs are refused from their headers.
 
 To add inputs, append ``("<kind>/<name>", builder)`` to :data:`INPUTS`, where ``builder()``
 returns the file's bytes and ``<kind>`` names a snippet in :data:`PREPARE`.
@@ -60,6 +62,15 @@ PREPARE: dict[str, tuple[str, str]] = {
         "except MediaError as exc:\n"
         "    outcome = exc.code",
     ),
+    "image": (
+        "from modal_service.media.image import load_portrait\n"
+        "from modal_service.media.errors import MediaError",
+        "try:\n"
+        "    load_portrait(path, 'input')\n"
+        "    outcome = 'accepted'\n"
+        "except MediaError as exc:\n"
+        "    outcome = exc.code",
+    ),
 }
 """Per kind: the imports, and the statement that prepares ``path`` and sets ``outcome``."""
 
@@ -86,6 +97,24 @@ def _speech_wav(seconds: float) -> Callable[[], bytes]:
     return build
 
 
+def _image_corpus(name: str) -> Callable[[], bytes]:
+    def build() -> bytes:
+        from tests.corpus.images import image_cases
+
+        return next(case.data for case in image_cases() if case.name == name)
+
+    return build
+
+
+def _largest_image() -> bytes:
+    """The most memory an accepted portrait costs: 64 MP (the cap) of half-transparent RGBA."""
+    from modal_service.media.image import MAX_IMAGE_PIXELS
+    from tests.corpus.images import flat_png
+
+    width = 8000
+    return flat_png(width, MAX_IMAGE_PIXELS // width, 8, 6, bytes([10, 20, 30, 128]) * width)
+
+
 INPUTS: list[tuple[str, Callable[[], bytes]]] = [
     ("audio/flac-10h-silence-bomb", _corpus("flac-10h-silence-bomb")),
     ("audio/flac-claims-10h-holds-2s", _corpus("flac-claims-10h-holds-2s")),
@@ -93,6 +122,16 @@ INPUTS: list[tuple[str, Callable[[], bytes]]] = [
     ("audio/mp3-11min-8kbps", _corpus("mp3-11min-8kbps")),
     ("audio/normal-15s-wav", _speech_wav(15.0)),
     ("audio/normal-600s-wav", _speech_wav(600.0)),
+    ("image/png-header-100000x100000", _image_corpus("png-header-100000x100000")),
+    ("image/png-1bit-20000x20000-flat", _image_corpus("png-1bit-20000x20000-flat")),
+    ("image/jpeg-sof-65500x65500", _image_corpus("jpeg-sof-65500x65500")),
+    ("image/gif-screen-65535x65535", _image_corpus("gif-screen-65535x65535")),
+    ("image/webp-canvas-16383x16383", _image_corpus("webp-canvas-16383x16383")),
+    ("image/jpeg-progressive-300-scans", _image_corpus("jpeg-progressive-300-scans")),
+    ("image/png-8200x8000-flat", _image_corpus("png-8200x8000-flat")),
+    ("image/png-header-7000x7000-no-data", _image_corpus("png-header-7000x7000-no-data")),
+    ("image/normal-portrait-jpeg", _image_corpus("jpeg-baseline")),
+    ("image/largest-accepted-64mp-rgba-png", _largest_image),
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pillow_heif
 import soundfile
 from PIL import Image, ImageDraw
 
@@ -27,6 +28,9 @@ def write_tone(path: Path, seconds: float, rate: int = 22_050, amplitude: float 
 
 
 def draw_portrait(path: Path, size: tuple[int, int] = (320, 480), **save_args: object) -> Path:
+    """A face-like portrait in the format of ``path``'s suffix (``.heic`` through pillow-heif)."""
+    if path.suffix.lower() in (".heic", ".heif"):
+        pillow_heif.register_heif_opener()  # Pillow writes HEIF only once it is registered
     image = Image.new("RGB", size, (90, 120, 160))
     draw = ImageDraw.Draw(image)
     w, h = size

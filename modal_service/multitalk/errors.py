@@ -1,4 +1,5 @@
-"""Errors a render can end with: ``code`` is a stable contract code."""
+"""Errors a render can end with: ``code`` is a stable contract code, ``reason`` a finer slug for
+logs (``weights_missing``, ``weights_mismatch``...)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ class RenderError(Exception):
 
     code = "internal"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, reason: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.reason = reason or self.code
 
 
 class InputRejectedError(RenderError):
@@ -20,7 +22,7 @@ class InputRejectedError(RenderError):
     ``image_too_small``, ``decompression_bomb``...), as the caller will see it."""
 
     def __init__(self, code: MediaCode, message: str) -> None:
-        super().__init__(message)
+        super().__init__(message, reason=code)
         self.code = code
 
 

@@ -286,7 +286,7 @@ CASES = [
          lambda w: w.submit(w.body(input__audio_s3_url=w.audio.replace("a.wav", "gone.wav"))),
          422, "input_not_found"),
     Case(S3, "empty audio object", lambda w: w.submit(w.body(input__audio_s3_url=w.empty)), 422,
-         "input_size_refused"),
+         "audio_invalid"),
     Case(S3, "image given as the audio",
          lambda w: w.submit(w.body(input__audio_s3_url=w.image)), 422, "unsupported_format"),
     Case(S3, "output that exists already",

@@ -84,7 +84,9 @@ def check_input(
     info = head_object(s3, location)
     if info is None:
         raise InputMissingError(f"{label} {location.url} does not exist")
-    if info.size == 0 or info.size > max_bytes:
+    if info.size == 0:
+        raise InputRefusedError(f"{label} {location.url} is empty", code=f"{kind}_invalid")
+    if info.size > max_bytes:
         raise InputRefusedError(
             f"{label} {location.url} is {info.size} bytes; allowed 1..{max_bytes}",
             code="input_size_refused",

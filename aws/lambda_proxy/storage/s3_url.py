@@ -2,7 +2,9 @@
 
 Only the canonical form is accepted: lower-case scheme, a DNS-compatible bucket name, a key of
 printable characters without ``.``/``..`` segments, empty segments or backslashes. Anything else
-is refused rather than normalised, so what is authorized is exactly what is signed.
+is refused rather than normalised, so what is authorized is exactly what is signed. Spaces are
+allowed inside a name (``Voice Memo 3.m4a`` is what phones and desktops upload) but never at
+either end of a segment, where they would make two keys look alike.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from aws.lambda_proxy.storage.exceptions import S3UrlInvalidError
 MAX_S3_URL_LENGTH = 1100  # "s3://" + 63-char bucket + "/" + 1024-byte key
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _IP_LIKE = re.compile(r"\d+\.\d+\.\d+\.\d+")
-# S3's "safe" characters plus a few that need no encoding in keys; no spaces, no control chars.
-_KEY = re.compile(r"[A-Za-z0-9!_.*'()/=+,@-]{1,1024}")
+# S3's "safe" characters plus a few that need no encoding in keys, and the plain space; no other
+# whitespace, no control characters.
+_KEY = re.compile(r"[A-Za-z0-9!_.*'()/=+,@ -]{1,1024}")
 
 
 def parse_s3_url(url: str, *, what: str = "URL") -> S3Location:
@@ -38,4 +41,6 @@ def location(bucket: str, key: str, *, what: str = "location") -> S3Location:
     segments = key.split("/")
     if key.startswith("/") or any(segment in ("", ".", "..") for segment in segments):
         raise S3UrlInvalidError(f"{what}: the key has empty, '.' or '..' segments")
+    if any(segment != segment.strip(" ") for segment in segments):
+        raise S3UrlInvalidError(f"{what}: a key segment starts or ends with a space")
     return S3Location(bucket=bucket, key=key)

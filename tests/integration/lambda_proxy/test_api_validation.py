@@ -201,7 +201,7 @@ def test_other_tenants_jobs_look_missing(proxy: Proxy) -> None:
 @pytest.mark.parametrize(
     ("name", "data", "content_type", "code"),
     [
-        ("voice.wav", b"", "audio/wav", "input_size_refused"),
+        ("voice.wav", b"", "audio/wav", "audio_invalid"),
         ("voice.wav", b"<html>not audio</html>", "audio/wav", "unsupported_format"),
         ("voice.wav", PNG, "audio/wav", "unsupported_format"),
         ("voice.mp3", b"%PDF-1.7\n" + b"\x00" * 40, "audio/mpeg", "unsupported_format"),

@@ -156,15 +156,15 @@ def test_a_deadline_that_passes_mid_render_stops_the_job(
     work_dir: Path,
     tmp_path: Path,
 ) -> None:
-    # 2 s of audio at 100 denoising steps take well over 2.5 s on this CPU.
-    longer = write_speech_wav(tmp_path / "longer.wav", duration_s=2.0).read_bytes()
+    # 5 s of audio (several clips) at 100 denoising steps take well over 2.5 s on this CPU
+    # (2 s took 1.9 s once the media stopped being decoded twice).
+    longer = write_speech_wav(tmp_path / "longer.wav", duration_s=5.0).read_bytes()
     request, out_key = _job(
-        objects, receiver, secret, (longer, media[1]), deadline_s=2.5, max_duration_s=2.0
+        objects, receiver, secret, (longer, media[1]), deadline_s=2.5, max_duration_s=5.0
     )
     params = request.params.model_copy(update={"sample_steps": 100})
     request = request.model_copy(update={"params": params})
     outcome = run_job(request, renderers=renderers.get, settings=worker_settings)
-
     assert outcome.state == "failed"
     assert outcome.error.code == ErrorCode.DEADLINE_EXCEEDED
     assert receiver.types()[0] == "job.started"

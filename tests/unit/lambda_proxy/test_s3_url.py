@@ -32,7 +32,10 @@ def test_canonical_url_is_parsed() -> None:
         "s3://bucket/a/./b.wav",
         "s3://bucket//b.wav",
         "s3://bucket/a//b.wav",
-        "s3://bucket/a b.wav",
+        "s3://bucket/a /b.wav",
+        "s3://bucket/ a.wav",
+        "s3://bucket/a.wav ",
+        "s3://bucket/a\tb.wav",
         "s3://bucket/a\\b.wav",
         "s3://bucket/a%2F..%2Fb.wav",
         "s3://bucket/key.wav\n",
@@ -46,6 +49,11 @@ def test_canonical_url_is_parsed() -> None:
 def test_anything_not_canonical_is_refused(url: str) -> None:
     with pytest.raises(S3UrlInvalidError):
         parse_s3_url(url)
+
+
+def test_a_space_inside_a_name_is_ordinary() -> None:
+    parsed = parse_s3_url("s3://bucket/tenants/acme/inputs/Voice Memo 3.m4a")
+    assert parsed.key == "tenants/acme/inputs/Voice Memo 3.m4a"
 
 
 def test_output_location_is_validated_like_an_url() -> None:

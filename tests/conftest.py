@@ -139,4 +139,4 @@ def _write_corpus(write: Callable[[str], None]) -> None:
         )
     bombs = [case for case in _corpus if case["expect"] == "decompression_bomb"]
     for bomb in bombs:
-        write(f"  bomb {bomb['name']}: refused {bomb['seconds']} s after submission")
+        write(f"  bomb {bomb['name']}: refused after {bomb['seconds']} s of worker time")

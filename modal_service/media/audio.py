@@ -1,50 +1,46 @@
-"""The caller's audio: read the header, refuse what can never work, decode under a hard cap,
-judge silence by loudness, normalise, and lay one or two speakers on a timeline.
+"""The caller's audio: decode under a hard cap, judge silence by loudness, normalise, and lay
+one or two speakers on a timeline.
 
-Everything is decided by content, never by the key's extension or the ``Content-Type``: the
-first bytes go through :mod:`modal_service.sniff` (images and documents are refused there), then
-the bundled ffmpeg reads the container header (``ffmpeg -i``: duration, first audio stream's
-codec, rate and channels) and only then decodes, always with ``-map 0:a:0`` (cover art and video
-tracks may come first), every channel averaged to mono, straight to float32 at
-:data:`MUX_SAMPLE_RATE`. The model's 16 kHz track is resampled from that one decode, so both
-tracks hear the same samples and the same gain.
+:func:`prepare_track` first has :mod:`modal_service.media.audio_header` sniff the bytes and read
+the container header, which refuses images, documents, absurd headers, claimed lengths over the
+maximum and decompression bombs before a frame is decoded. Only then does it decode, always with
+``-map 0:a:0`` (cover art and video tracks may come first), every channel averaged to mono,
+straight to float32 at :data:`MUX_SAMPLE_RATE`. The model's 16 kHz track is resampled from that
+one decode, so both tracks hear the same samples and the same gain.
 
 **Bounds.** No input can make the worker hold more than ``max_s`` + :data:`CAP_MARGIN_S` of
 48 kHz mono float32 (about 115 MB at the contract's 600 s): ffmpeg is told to stop there
 (``-t``) and its output is read into a buffer that cannot grow past it, because a header may say
-nothing about length (WebM from a browser's MediaRecorder, a WAV written to a pipe) or lie.
-
-**Decompression bombs.** A file is a bomb when it claims (or decodes to) more than ``max_s`` and
-holds fewer than :data:`BOMB_BYTES_PER_MINUTE` bytes per minute of what it claims. No speech
-codec ffmpeg decodes comes near that: AMR-NB's lowest mode is 4.75 kbit/s (36 KB/min), Opus and
-MP3 at their floors 45-60 KB/min, and even codec2 at 450 bit/s is 3.4 KB/min. So a long genuine
-recording over the maximum is ``audio_too_long``, while a few-hundred-KB FLAC that claims hours
-is ``decompression_bomb``, refused from its header before any decode. Without a claimed length
-the same rule applies at the cap: reaching it with a file smaller than the bomb ratio allows for
-the cap's length is a bomb, otherwise the track is too long. PCM cannot be a bomb: ffmpeg
-measures a WAV by the bytes it holds, so a header claiming hours over 1 s of samples decodes,
-like in every player, to its 1 s.
+nothing about length (WebM from a browser's MediaRecorder, a WAV written to a pipe) or lie. A
+decode that reaches the cap is ``audio_too_long``, or ``decompression_bomb`` by the header's bomb
+rule (:func:`modal_service.media.audio_header.is_bomb`).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import os
-import re
 import selectors
 import subprocess
 import time
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from modal_service.media.errors import AudioError, MediaCode
-from modal_service.media.ffmpeg import ffmpeg_exe, run_ffmpeg
-from modal_service.sniff import SNIFF_BYTES, audio_refusal, sniff
+from modal_service.media.audio_header import (
+    DURATION_SLACK_S,
+    AudioInfo,
+    human_length,
+    human_size,
+    is_bomb,
+    probe_audio,
+    refuse_by_header,
+)
+from modal_service.media.errors import AudioError
+from modal_service.media.ffmpeg import ffmpeg_exe
 
 logger = logging.getLogger(__name__)
 
@@ -58,45 +54,13 @@ MAX_AUDIO_S = 600.0
 SILENCE_LUFS = -70.0
 """BS.1770's absolute gate: blocks quieter than this are not programme, so a track with nothing
 above it (digital silence, 16-bit dither at about -90 dBFS) has no loudness at all."""
-MIN_SAMPLE_RATE = 4_000
-MAX_SAMPLE_RATE = 768_000
-MAX_CHANNELS = 64
-"""ffmpeg's pan filter (the explicit downmix) takes at most 64 input channels."""
-DURATION_SLACK_S = 0.25
-"""Codecs pad to whole frames (AAC 1024 samples, MP3 1152, Opus 20 ms) and raw streams carry no
-trim information: a recording cut at exactly ``max_s`` must not be refused for that padding."""
 CAP_MARGIN_S = 1.0
 """Decode at most ``max_s`` + this: enough to tell "too long" from "padded", and no more."""
-BOMB_BYTES_PER_MINUTE = 1_000
-"""Below this many bytes per minute of claimed audio (133 bit/s) a long file is a bomb."""
-PROBE_TIMEOUT_S = 30.0
 DECODE_TIMEOUT_S = 120.0
 """600 s of any codec decodes in a few seconds; a file that takes minutes is pathological."""
 
 _READ_CHUNK = 1 << 16
 _STDERR_TAIL = 8 << 10
-
-
-class AudioInfo(BaseModel):
-    """What the container header says about the first audio stream (nothing is decoded)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    format: str
-    """Sniffed from the first bytes: ``wav``, ``mp3``, ``matroska``, ``mp4``..."""
-    container: str
-    """ffmpeg's demuxer names: ``wav``, ``mov,mp4,m4a,3gp,3g2,mj2``, ``matroska,webm``..."""
-    codec: str
-    sample_rate: int
-    channels: int
-    """0 when the layout is one ffmpeg names but this module cannot count (``-ac 1`` then)."""
-    channel_layout: str
-    duration_s: float | None
-    """The container's length; None when the header does not say (or only guesses it from the
-    bitrate, which a VBR file makes wrong by a factor)."""
-    has_video: bool
-    """A real video track (cover art aside): the container's length may then be the video's."""
-    size_bytes: int
 
 
 class PreparedTrack(BaseModel):
@@ -113,180 +77,6 @@ class PreparedTrack(BaseModel):
     info: AudioInfo
 
 
-# ---------------------------------------------------------------------------------- header
-
-
-def probe_audio(path: Path, name: str) -> AudioInfo:
-    """Read ``path``'s first bytes and container header, and refuse what can never be a track.
-
-    ``name`` is how messages call the caller's input (``"audio 1 (voice.m4a)"``).
-
-    Raises:
-        AudioError: ``unsupported_format`` (an image or a document), ``audio_invalid`` (empty,
-            unreadable, no audio stream, an absurd sample rate or channel count).
-    """
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-        with path.open("rb") as handle:
-            head = handle.read(SNIFF_BYTES)
-    except OSError:
-        raise AudioError("audio_invalid", f"{name} could not be read") from None
-    refusal = audio_refusal(head)
-    if refusal is not None:
-        code, reason = refusal
-        raise AudioError(cast(MediaCode, code), f"{name} {reason}")
-    try:
-        proc = run_ffmpeg(["-i", str(path)], timeout_s=PROBE_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise AudioError("audio_invalid", f"{name}: its header could not be read in time") from None
-    header = proc.stderr.decode("utf-8", "replace")
-    info = _parse_header(header, sniffed=sniff(head).name, size=size)
-    if info is None:
-        raise AudioError(
-            "audio_invalid",
-            f"{name} could not be read as audio: it is damaged or in no format we can decode",
-        )
-    if not info.codec:
-        raise AudioError("audio_invalid", f"{name} holds no audio track")
-    if info.sample_rate == 0 or info.codec == "none":
-        # ffmpeg found a stream but no codec it knows for it (nothing to decode).
-        raise AudioError("audio_invalid", f"{name} holds an audio track in no codec we can decode")
-    if not MIN_SAMPLE_RATE <= info.sample_rate <= MAX_SAMPLE_RATE:
-        raise AudioError(
-            "audio_invalid",
-            f"{name} says its sample rate is {info.sample_rate} Hz; "
-            f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz is accepted",
-        )
-    if info.channels > MAX_CHANNELS or info.channel_layout.startswith("0 channels"):
-        raise AudioError(
-            "audio_invalid",
-            f"{name} says it has {info.channel_layout}; at most {MAX_CHANNELS} are accepted",
-        )
-    return info
-
-
-_INPUT = re.compile(r"^Input #0, (.+?), from ", re.MULTILINE)
-_DURATION = re.compile(r"^\s*Duration: (?:(\d+):(\d\d):(\d\d(?:\.\d+)?)|N/A)", re.MULTILINE)
-_STREAM = re.compile(r"^\s*Stream #0:(\d+)[^:]*: (Audio|Video): (.*)$", re.MULTILINE)
-_RATE = re.compile(r"^(\d+) Hz$")
-_COUNTED = re.compile(r"^(\d+) channels")
-_AMBISONIC = re.compile(r"^ambisonic (\d+)")
-
-
-def _parse_header(header: str, *, sniffed: str, size: int) -> AudioInfo | None:
-    """The fields of ``ffmpeg -i``'s report; None when ffmpeg did not open the file at all."""
-    opened = _INPUT.search(header)
-    if opened is None:
-        return None
-    duration: float | None = None
-    found = _DURATION.search(header)
-    if found is not None and found.group(1) is not None:
-        hours, minutes, seconds = found.groups()
-        duration = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-    # A length ffmpeg estimated from the first frames' bitrate is a guess about the bytes, never
-    # a claim by the file: use it neither to refuse as too long nor to call a bomb.
-    if "Estimating duration from bitrate" in header:
-        duration = None
-    audio: tuple[int, str] | None = None
-    has_video = False
-    for match in _STREAM.finditer(header):
-        index, kind, rest = int(match.group(1)), match.group(2), match.group(3)
-        if kind == "Video":
-            has_video = has_video or "(attached pic)" not in rest
-        elif audio is None or index < audio[0]:
-            audio = (index, rest)
-    codec, rate, layout, channels = "", 0, "", 0
-    if audio is not None:
-        fields = _top_level_fields(audio[1])
-        codec = fields[0].split(" ")[0]
-        for position, field in enumerate(fields):
-            matched = _RATE.match(field)
-            if matched:
-                rate = int(matched.group(1))
-                layout = fields[position + 1] if position + 1 < len(fields) else ""
-                break
-        channels = _channel_count(layout)
-    return AudioInfo(
-        format=sniffed,
-        container=opened.group(1),
-        codec=codec,
-        sample_rate=rate,
-        channels=channels,
-        channel_layout=layout,
-        duration_s=duration,
-        has_video=has_video,
-        size_bytes=size,
-    )
-
-
-def _top_level_fields(text: str) -> list[str]:
-    """Split a stream description at commas outside parentheses (``5.1(side)``, ``(LC)``)."""
-    fields, depth, current = [], 0, []
-    for char in text:
-        if char == "," and depth == 0:
-            fields.append("".join(current).strip())
-            current = []
-            continue
-        depth += (char == "(") - (char == ")")
-        current.append(char)
-    fields.append("".join(current).strip())
-    return fields
-
-
-def _channel_count(layout: str) -> int:
-    """Channels of an ffmpeg layout description; 0 when unknown (the decode then uses -ac 1)."""
-    counted = _COUNTED.match(layout)
-    if counted:
-        return int(counted.group(1))
-    ambisonic = _AMBISONIC.match(layout)
-    if ambisonic:
-        return (int(ambisonic.group(1)) + 1) ** 2
-    return _named_layouts().get(layout, 0)
-
-
-@functools.cache
-def _named_layouts() -> dict[str, int]:
-    """ffmpeg's own table of layout names (``7.1.4``, ``hexadecagonal``...) and their sizes.
-
-    Read from the bundled binary rather than written here, so a newer ffmpeg's names count too.
-    """
-    listing = run_ffmpeg(["-layouts"], timeout_s=PROBE_TIMEOUT_S).stdout.decode("utf-8", "replace")
-    table: dict[str, int] = {}
-    in_layouts = False
-    for line in listing.splitlines():
-        if line.startswith("Standard channel layouts"):
-            in_layouts = True
-            continue
-        parts = line.split()
-        if in_layouts and len(parts) == 2 and parts[0] != "NAME":
-            table[parts[0]] = parts[1].count("+") + 1
-    return table
-
-
-def _refuse_by_header(info: AudioInfo, name: str, max_s: float) -> None:
-    """Refuse a claimed length over ``max_s`` before decoding a single frame."""
-    claimed = info.duration_s
-    if claimed is None or claimed <= max_s + DURATION_SLACK_S:
-        return
-    if _is_bomb(info.size_bytes, claimed):
-        raise AudioError(
-            "decompression_bomb",
-            f"{name} is {_size(info.size_bytes)} yet says it lasts {_length(claimed)}: "
-            "refused without decoding",
-        )
-    # With a video track the container's length may be the picture's; the decode decides then.
-    if not info.has_video:
-        raise AudioError(
-            "audio_too_long",
-            f"{name} lasts {_length(claimed)}; this deployment takes at most {_length(max_s)}",
-        )
-
-
-def _is_bomb(size_bytes: int, seconds: float) -> bool:
-    return size_bytes < BOMB_BYTES_PER_MINUTE * seconds / 60.0
-
-
 # ---------------------------------------------------------------------------------- decode
 
 
@@ -300,20 +90,20 @@ def prepare_track(path: Path, name: str, *, max_s: float) -> PreparedTrack:
             ``decompression_bomb``, ``audio_too_long``, ``audio_too_short`` or ``audio_silent``.
     """
     info = probe_audio(path, name)
-    _refuse_by_header(info, name, max_s)
+    refuse_by_header(info, name, max_s)
     cap_s = max_s + CAP_MARGIN_S
     mux, capped = _decode(Path(path), info, name, cap_s)
     duration = mux.size / MUX_SAMPLE_RATE
     if capped:
-        if _is_bomb(info.size_bytes, cap_s):
+        if is_bomb(info.size_bytes, cap_s):
             raise AudioError(
                 "decompression_bomb",
-                f"{name} is {_size(info.size_bytes)} yet decodes to more than {_length(max_s)}: "
-                "decoding stopped there",
+                f"{name} is {human_size(info.size_bytes)} "
+                f"yet decodes to more than {human_length(max_s)}: decoding stopped there",
             )
         raise AudioError(
             "audio_too_long",
-            f"{name} lasts more than {_length(max_s)}, the most this deployment takes",
+            f"{name} lasts more than {human_length(max_s)}, the most this deployment takes",
         )
     if mux.size == 0:
         raise AudioError("audio_invalid", f"{name} holds no decodable audio")
@@ -329,7 +119,8 @@ def prepare_track(path: Path, name: str, *, max_s: float) -> PreparedTrack:
     if duration > max_s + DURATION_SLACK_S:
         raise AudioError(
             "audio_too_long",
-            f"{name} lasts {_length(duration)}; this deployment takes at most {_length(max_s)}",
+            f"{name} lasts {human_length(duration)}; "
+            f"this deployment takes at most {human_length(max_s)}",
         )
     model = _to_model_rate(mux)
     loudness = integrated_loudness(model, MODEL_SAMPLE_RATE)
@@ -498,22 +289,3 @@ def arrange_speakers(
         ]
     length = max(first.size, second.size)
     return [np.pad(track, (0, length - track.size)) for track in (first, second)]
-
-
-# ----------------------------------------------------------------------------- messages
-
-
-def _length(seconds: float) -> str:
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} h"
-    if seconds >= 120:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds:.1f} s"
-
-
-def _size(size_bytes: int) -> str:
-    if size_bytes >= 1 << 20:
-        return f"{size_bytes / (1 << 20):.1f} MB"
-    if size_bytes >= 1 << 10:
-        return f"{size_bytes / (1 << 10):.0f} KB"
-    return f"{size_bytes} bytes"

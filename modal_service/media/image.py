@@ -7,16 +7,16 @@
    are ``image_invalid``. Pillow then opens the file with ``formats=`` set to the one format the
    bytes announce, so no other plugin ever runs (EPS would start Ghostscript, PSD would flatten
    layers, and neither is a photo).
-2. **Walk the container** without decoding: every PNG chunk's CRC (Pillow skips the image data's
-   CRCs), the JPEG marker structure up to EOI, every GIF block up to the trailer. A file cut short,
-   a bad checksum or garbage where a marker must be is ``image_invalid``; the walk also refuses
-   a progressive JPEG with an absurd number of scans (a CPU bomb at any pixel count).
+2. **Walk the container** without decoding (:mod:`modal_service.media.image_structure`): a PNG,
+   JPEG or GIF cut short, with a bad checksum or with garbage where a marker must be is
+   ``image_invalid``; a progressive JPEG with an absurd number of scans (a CPU bomb at any pixel
+   count) is a ``decompression_bomb``.
 3. **Read the header** (Pillow's ``open`` decodes no pixels) and apply the size rules below.
 4. **Decode the first frame strictly**: ``ImageFile.LOAD_TRUNCATED_IMAGES`` is never set, so
    truncated or broken compressed data raises and becomes ``image_invalid``.
-5. **Normalise**: 16-bit and float grey scaled (not clipped) to 8 bits, palette and
-   premultiplied modes expanded, the embedded ICC profile converted to sRGB (CMYK included),
-   alpha composited onto :data:`BACKGROUND`, then the EXIF orientation applied.
+5. **Normalise**: 8-bit sRGB through the embedded ICC profile, CMYK and 16-bit grey included
+   (:mod:`modal_service.media.image_colour`), alpha composited onto :data:`BACKGROUND`, then the
+   EXIF orientation applied.
 
 Rules, and why:
 
@@ -38,14 +38,6 @@ Rules, and why:
 * :data:`BACKGROUND` is white: what viewers and browsers show a transparent picture on, and what
   a cut-out portrait looks like as a studio shot. Never the colour hidden under alpha: a
   transparent pixel's RGB is whatever the editor left there (often magenta, green or black).
-* CMYK JPEGs follow Pillow, browsers and Photoshop: Adobe polarity (inverted) always, YCCK
-  converted by libjpeg. With an embedded profile they go through LittleCMS; without one, through
-  Pillow's naive formula (ink subtracted from white).
-* Colour management: ICC profiles (``iCCP``, APP2, ``colr``) are converted to sRGB with
-  LittleCMS (Pillow's ``ImageCms``). A profile it cannot read, or one that does not match the
-  pixels, is ignored rather than refused: the picture is still a picture. Without ``ImageCms``
-  (a Pillow built without LittleCMS) pixels pass through as if they were sRGB. PNG ``gAMA``/
-  ``cHRM`` and HEIF/AVIF ``nclx`` colour descriptions are not applied (Pillow reads neither).
 * Orientation: EXIF tag 274 for JPEG, PNG (``eXIf``), WebP and AVIF (Pillow reports ``irot``/
   ``imir`` as an EXIF orientation); TIFF and HEIF are turned upright by their decoders (HEIF
   follows its ``irot``/``imir`` boxes, which the HEIF specification makes authoritative).
@@ -56,7 +48,6 @@ from __future__ import annotations
 
 import functools
 import io
-import mmap
 import re
 import struct
 import warnings
@@ -64,24 +55,17 @@ import zlib
 from pathlib import Path
 from typing import Final
 
-import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
 from modal_service.media.errors import ImageError
+from modal_service.media.image_colour import to_srgb
+from modal_service.media.image_structure import check_structure, invalid_image
 from modal_service.sniff import SNIFF_BYTES, image_refusal, sniff
-
-try:  # LittleCMS is optional in Pillow builds; without it colours pass through (see above).
-    from PIL import ImageCms
-except ImportError:  # pragma: no cover - every supported Pillow wheel ships it
-    ImageCms = None
 
 MIN_IMAGE_SIDE: Final = 64
 MAX_IMAGE_PIXELS: Final = 64_000_000
 MAX_ASPECT_RATIO: Final = 4.0
 BOMB_PIXELS_PER_BYTE: Final = 1000
-MAX_JPEG_SCANS: Final = 100
-"""Progressive encoders write about 10 scans (mozjpeg up to about 20). Each scan is a pass over
-every coefficient, so thousands of tiny scans make even a small picture a CPU bomb."""
 BACKGROUND: Final = (255, 255, 255)
 
 # The sniffed name decides the one Pillow plugin that may read the file. HEIF and AVIF share
@@ -133,7 +117,7 @@ def load_portrait(path: Path, name: str) -> Image.Image:
             code, reason = refusal
             raise ImageError(code, f"{name} {reason}")  # type: ignore[arg-type]
         kind = sniff(head).name
-        file_size = _check_structure(file, kind, name)
+        file_size = check_structure(file, kind, name)
         if kind in ("heif", "avif"):
             _register_heif()
         # Pillow reads our file object and never owns it, so the decoded image outlives it
@@ -143,9 +127,9 @@ def load_portrait(path: Path, name: str) -> Image.Image:
         try:
             image.load()  # the first frame only; strict: a short or broken stream raises
             orientation = _orientation(image)
-            rgb = _upright(_to_srgb(image), orientation)
+            rgb = _upright(_flatten(image), orientation)
         except _DECODE_ERRORS as exc:
-            raise _invalid(name, "its image data is truncated or corrupt") from exc
+            raise invalid_image(name, "its image data is truncated or corrupt") from exc
     rgb.info = {}  # the profile, EXIF and frame data described the file, not these pixels
     return rgb
 
@@ -178,7 +162,7 @@ def _open(
         claimed = int(found.group(1)) if found else 2 * (Image.MAX_IMAGE_PIXELS or 0) + 1
         raise _over_limit(name, claimed, file_size, None) from None
     except (UnidentifiedImageError, *_DECODE_ERRORS) as exc:
-        raise _invalid(name, "its header is corrupt") from exc
+        raise invalid_image(name, "its header is corrupt") from exc
 
 
 # -- 3. size rules, from the header ---------------------------------------------------------
@@ -218,274 +202,17 @@ def _over_limit(name: str, pixels: int, file_size: int, size: tuple[int, int] | 
     )
 
 
-def _invalid(name: str, what: str) -> ImageError:
-    # The decoder's own words can name the temporary file: they stay in the chained cause (logs).
-    return ImageError("image_invalid", f"{name} is not a usable image: {what}")
-
-
-# -- 2. container structure, without decoding -------------------------------------------------
-
-
-class _Corrupt(Exception):
-    """A structural defect; becomes ``image_invalid`` (or a bomb) with the file's name."""
-
-    def __init__(self, what: str, code: str = "image_invalid") -> None:
-        super().__init__(what)
-        self.what = what
-        self.code = code
-
-
-def _check_structure(file: io.BufferedReader, kind: str, name: str) -> int:
-    """Walk the container of ``kind`` (memory-mapped: nothing is copied); return the file size."""
-    file.seek(0, io.SEEK_END)
-    size = file.tell()
-    walk = _WALKERS.get(kind)
-    if walk is None:  # BMP, TIFF, WebP, HEIF, AVIF: their decoders check their own lengths
-        return size
-    with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        try:
-            walk(data)
-        except _Corrupt as defect:
-            if defect.code == "decompression_bomb":
-                raise ImageError("decompression_bomb", f"{name} {defect.what}") from None
-            raise _invalid(name, defect.what) from None
-    return size
-
-
-def _walk_png(data: mmap.mmap) -> None:
-    """Every chunk whole and its CRC right, IHDR first, IEND reached (trailing bytes allowed)."""
-    view = memoryview(data)
-    try:
-        pos, first = 8, True
-        while True:
-            if pos + 12 > len(data):
-                raise _Corrupt("the PNG is cut short (no IEND chunk)")
-            length, kind = struct.unpack_from(">I4s", data, pos)
-            end = pos + 12 + length
-            if length > 0x7FFFFFFF or end > len(data):
-                raise _Corrupt(f"the PNG is cut short inside its {_chunk_name(kind)} chunk")
-            stored = int.from_bytes(data[end - 4 : end], "big")
-            if zlib.crc32(view[pos + 4 : end - 4]) != stored:
-                raise _Corrupt(f"a PNG {_chunk_name(kind)} chunk fails its CRC check")
-            if first and kind != b"IHDR":
-                raise _Corrupt("the PNG does not start with its IHDR chunk")
-            if kind == b"IEND":
-                return
-            pos, first = end, False
-    finally:
-        view.release()
-
-
-def _chunk_name(kind: bytes) -> str:
-    return kind.decode("ascii", "replace") if kind.isalpha() else "unnamed"
-
-
-# A marker that ends entropy-coded data: 0xFF followed by anything but a stuffed zero or RSTn.
-_SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7]")
-# Markers that may follow a scan: tables, restart interval, comments, another scan, the end.
-_AFTER_SCAN: Final = frozenset({0xC4, 0xCC, 0xD9, 0xDA, 0xDB, 0xDC, 0xDD, 0xFE, *range(0xE0, 0xF0)})
-_NO_LENGTH: Final = frozenset({0x01, *range(0xD0, 0xD8)})  # TEM, RSTn: markers without a segment
-_FRAMES: Final = frozenset({*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), 0xCD, 0xCE})
-
-
-def _walk_jpeg(data: mmap.mmap) -> None:
-    """Segments whole, a frame before the first scan, only legal markers after each scan, EOI.
-
-    Bytes after EOI are allowed: phones append a second picture (MPF) or maker data there.
-    Stray bytes before a marker are skipped, as libjpeg does (some encoders pad).
-    """
-    pos, scans, frame, after_scan = 2, 0, False, False
-    size = len(data)
-    while True:
-        if pos < size and data[pos] != 0xFF:
-            pos = data.find(b"\xff", pos)
-            if pos < 0:
-                break
-        while pos + 1 < size and data[pos + 1] == 0xFF:  # fill bytes
-            pos += 1
-        if pos + 1 >= size:
-            break
-        marker = data[pos + 1]
-        if after_scan and marker not in _AFTER_SCAN:
-            raise _Corrupt(f"the JPEG has corrupt compressed data (marker 0x{marker:02X})")
-        after_scan = False
-        pos += 2
-        if marker == 0xD9:
-            if scans == 0:
-                raise _Corrupt("the JPEG ends before any image data")
-            return
-        if marker == 0xD8:
-            raise _Corrupt("the JPEG starts again in the middle")
-        if marker in _NO_LENGTH:
-            continue
-        if pos + 2 > size:
-            break
-        end = pos + int.from_bytes(data[pos : pos + 2], "big")
-        if end - pos < 2 or end > size:
-            break
-        frame = frame or marker in _FRAMES
-        if marker == 0xDA:
-            if not frame:
-                raise _Corrupt("the JPEG has image data before its frame header")
-            scans += 1
-            if scans > MAX_JPEG_SCANS:
-                raise _Corrupt(
-                    f"is a JPEG of more than {MAX_JPEG_SCANS} scans: refused as a "
-                    "decompression bomb",
-                    "decompression_bomb",
-                )
-            found = _SCAN_END.search(data, end)
-            if found is None:
-                break
-            end, after_scan = found.start(), True
-        pos = end
-    raise _Corrupt("the JPEG is cut short (no end-of-image marker)")
-
-
-def _walk_gif(data: mmap.mmap) -> None:
-    """Every block and sub-block whole, up to the trailer byte (0x3B).
-
-    A file that ends cleanly after a whole block, without the trailer, passes: some encoders
-    never wrote it (Python's own IDLE icons) and every viewer shows those files.
-    """
-    size = len(data)
-
-    def colour_table(flags: int) -> int:
-        return 3 << ((flags & 7) + 1) if flags & 0x80 else 0
-
-    def sub_blocks(pos: int) -> int:
-        while pos < size and data[pos]:
-            pos += 1 + data[pos]
-        if pos >= size:
-            raise _Corrupt("the GIF is cut short inside a block")
-        return pos + 1  # past the zero-length terminator
-
-    if size < 13:
-        raise _Corrupt("the GIF is cut short")
-    pos = 13 + colour_table(data[10])
-    images = 0
-    while pos < size:
-        block = data[pos]
-        if block == 0x3B:
-            break
-        if block == 0x21:  # extension: label, then sub-blocks
-            pos = sub_blocks(pos + 2)
-        elif block == 0x2C:  # image: 10-byte descriptor, local table, LZW code size, data
-            if pos + 10 > size:
-                raise _Corrupt("the GIF is cut short inside an image descriptor")
-            pos = sub_blocks(pos + 11 + colour_table(data[pos + 9]))
-            images += 1
-        else:
-            raise _Corrupt(f"the GIF has an unknown block (0x{block:02X})")
-    if images == 0:
-        raise _Corrupt("the GIF holds no image")
-
-
-_WALKERS: Final = {"png": _walk_png, "jpeg": _walk_jpeg, "gif": _walk_gif}
-
-
 # -- 5. normalise: 8 bits, sRGB, no alpha, upright ---------------------------------------------
 
 
-def _to_srgb(image: Image.Image) -> Image.Image:
-    """Any mode Pillow decodes to, as 8-bit RGB in sRGB with alpha composited on BACKGROUND.
-
-    Memory matters at 64 MP (Pillow keeps RGB and RGBA at 4 bytes a pixel, 256 MB): RGBA is
-    colour-managed in place and pasted straight onto the canvas, never copied to RGB first.
-    """
-    profile = image.info.get("icc_profile")
-    eight = _eight_bit(image)
-    if eight.mode not in ("LA", "RGBA"):
-        return _colour_managed(eight, profile)
-    alpha = eight.getchannel("A")
-    colour = _colour_managed(eight if eight.mode == "RGBA" else eight.convert("L"), profile)
-    if alpha.getextrema() == (255, 255):
-        return colour.convert("RGB") if colour.mode == "RGBA" else colour
+def _flatten(image: Image.Image) -> Image.Image:
+    """8-bit RGB in sRGB, alpha composited onto :data:`BACKGROUND` (edges blended, not cut)."""
+    colour, alpha = to_srgb(image)
+    if alpha is None:
+        return colour
     canvas = Image.new("RGB", colour.size, BACKGROUND)
     canvas.paste(colour, mask=alpha)  # blends: partly transparent edges keep their weight
     return canvas
-
-
-def _eight_bit(image: Image.Image) -> Image.Image:
-    """L, LA, RGB, RGBA, CMYK or LAB at 8 bits a channel, transparency made an alpha channel."""
-    mode = image.mode
-    if mode in ("L", "RGB") and "transparency" in image.info:  # PNG tRNS on grey or RGB
-        return image.convert(mode + "A")
-    if mode in ("L", "LA", "RGB", "RGBA", "CMYK", "LAB"):
-        return image
-    if mode in ("P", "PA"):
-        return image.convert("RGBA" if image.has_transparency_data else "RGB")
-    if mode == "1":
-        return image.convert("L")
-    if mode in ("La", "RGBa"):  # premultiplied (TIFF associated alpha arrives straight already)
-        return image.convert(mode.upper())
-    if mode == "F" or mode.startswith("I"):
-        return _scale_grey(image)
-    return image.convert("RGB")  # YCbCr, HSV, RGBX: Pillow knows the formula
-
-
-@functools.cache
-def _lut16() -> np.ndarray:
-    # 16-bit to 8-bit by scaling (x * 255 / 65535, rounded): 32768 -> 128, 65535 -> 255.
-    return ((np.arange(65536, dtype=np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-
-
-def _scale_grey(image: Image.Image) -> Image.Image:
-    """16-bit, 32-bit and float grey to 8 bits, scaled over the range the data was stored in.
-
-    Pillow's own conversion clips (a 16-bit mid-grey of 32768 becomes white). ``I;16*`` is
-    16-bit by definition. ``I`` and ``F`` carry no range, so it is judged from the data: floats
-    up to 1.0 are unit range; values up to 255 are 8-bit; up to 65535, 16-bit; beyond, the
-    maximum is white. Negative values are black.
-    """
-    if image.mode.startswith("I;16"):
-        grey = Image.fromarray(_lut16()[np.asarray(image)])
-    else:
-        if image.mode not in ("I", "F"):
-            image = image.convert("I")
-        top = float(image.getextrema()[1])
-        if image.mode == "F" and top <= 1.0:
-            scale = 255.0
-        elif top <= 255:
-            scale = 1.0
-        elif top <= 65535:
-            scale = 255.0 / 65535.0
-        else:
-            scale = 255.0 / top
-        # point() applies a linear map in C at the mode's precision; convert("L") then clips.
-        grey = image.point(lambda value: value * scale + 0.5).convert("L")
-    transparent = image.info.get("transparency")
-    if isinstance(transparent, int):  # a 16-bit grey PNG's tRNS names one 16-bit value
-        mask = (np.asarray(image) != transparent).astype(np.uint8) * 255
-        return Image.merge("LA", (grey, Image.fromarray(mask)))
-    return grey
-
-
-@functools.cache
-def _srgb_profile() -> ImageCms.ImageCmsProfile:
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
-
-
-def _colour_managed(image: Image.Image, profile: bytes | None) -> Image.Image:
-    """``image`` (L, RGB, RGBA, CMYK or LAB) as sRGB through its ICC profile when it has one.
-
-    RGB and RGBA come back in their own mode (RGBA converted in place); the others as RGB.
-    """
-    keep = image.mode in ("RGB", "RGBA")
-    if ImageCms is not None and (profile or image.mode == "LAB"):
-        try:
-            source = ImageCms.ImageCmsProfile(
-                io.BytesIO(profile) if profile else ImageCms.createProfile("LAB")
-            )
-            if keep:
-                ImageCms.profileToProfile(
-                    image, source, _srgb_profile(), outputMode=image.mode, inPlace=True
-                )
-                return image
-            return ImageCms.profileToProfile(image, source, _srgb_profile(), outputMode="RGB")
-        except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
-            pass  # unreadable, or for another colour space: the pixels are still a picture
-    return image if keep else image.convert("RGB")
 
 
 _TRANSPOSE: Final = {

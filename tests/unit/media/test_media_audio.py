@@ -9,18 +9,16 @@ import numpy as np
 import pyloudnorm
 import pytest
 
-from modal_service.media import audio
+from modal_service.media import audio, audio_header
 from modal_service.media.audio import (
-    BOMB_BYTES_PER_MINUTE,
-    DURATION_SLACK_S,
     MODEL_SAMPLE_RATE,
     MUX_SAMPLE_RATE,
     arrange_speakers,
     integrated_loudness,
     loudness_gain,
     prepare_track,
-    probe_audio,
 )
+from modal_service.media.audio_header import BOMB_BYTES_PER_MINUTE, DURATION_SLACK_S, probe_audio
 from modal_service.media.errors import AudioError
 from modal_service.media.ffmpeg import ffmpeg_exe
 from tests.corpus.audio import constant_flac, fmt_chunk, on_channel, pcm16, voice, wav
@@ -153,7 +151,7 @@ HEADER = """Input #0, mov,mp4,m4a,3gp,3g2,mj2, from '/tmp/x/input':
     ],
 )
 def test_channel_layouts_are_counted(layout: str, channels: int) -> None:
-    info = audio._parse_header(HEADER.format(layout=layout), sniffed="mp4", size=1)
+    info = audio_header._parse_header(HEADER.format(layout=layout), sniffed="mp4", size=1)
     assert info is not None
     assert info.channels == channels
     # The first audio stream is taken, whatever comes before it; the length is the container's.
@@ -163,13 +161,13 @@ def test_channel_layouts_are_counted(layout: str, channels: int) -> None:
 
 def test_cover_art_is_not_a_video_track() -> None:
     header = HEADER.replace("yuv420p, 64x48, 10 fps", "64x64 (attached pic)").format(layout="mono")
-    info = audio._parse_header(header, sniffed="mp4", size=1)
+    info = audio_header._parse_header(header, sniffed="mp4", size=1)
     assert info is not None
     assert not info.has_video
 
 
 def test_an_unreadable_header_is_none() -> None:
-    assert audio._parse_header("x: Invalid data found", sniffed="mp3", size=1) is None
+    assert audio_header._parse_header("x: Invalid data found", sniffed="mp3", size=1) is None
 
 
 # ------------------------------------------------------------------------------ downmix
@@ -275,7 +273,7 @@ def test_a_tiny_file_that_decodes_past_the_cap_is_a_bomb(tmp_path: Path) -> None
     ],
 )
 def test_the_bomb_ratio(size_bytes: int, seconds: float, bomb: bool) -> None:
-    assert audio._is_bomb(size_bytes, seconds) is bomb
+    assert audio_header.is_bomb(size_bytes, seconds) is bomb
 
 
 def test_a_long_video_is_judged_by_its_audio(tmp_path: Path) -> None:

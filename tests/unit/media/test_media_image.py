@@ -16,14 +16,15 @@ from hypothesis import strategies as st
 from PIL import Image, ImageCms
 
 from modal_service.media import image as portrait_module
+from modal_service.media import image_colour
 from modal_service.media.errors import ImageError
 from modal_service.media.image import (
     BACKGROUND,
     MAX_IMAGE_PIXELS,
-    MAX_JPEG_SCANS,
     MIN_IMAGE_SIDE,
     load_portrait,
 )
+from modal_service.media.image_structure import MAX_JPEG_SCANS
 from tests.corpus.images import (
     flat_png,
     jpeg_many_scans,
@@ -347,7 +348,7 @@ def test_without_littlecms_pixels_pass_through(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = write(tmp_path / "p3.jpg", p3_jpeg())
-    monkeypatch.setattr(portrait_module, "ImageCms", None)
+    monkeypatch.setattr(image_colour, "ImageCms", None)
     assert load(path).getpixel((64, 96)) == Image.open(path).convert("RGB").getpixel((64, 96))
 
 

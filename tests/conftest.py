@@ -83,6 +83,7 @@ _held: dict[str, Counter[str]] = {kind: Counter() for kind in _COUNTED}
 _kinds_of: dict[str, list[tuple[str, str]]] = {}
 _burst: list[dict[str, int]] = []
 _corpus: list[dict[str, object]] = []
+_bombs: list[dict[str, object]] = []
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -104,10 +105,11 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         for name, value in report.user_properties
         if name == "corpus"
     )
+    _bombs.extend(value for name, value in report.user_properties if name == "bomb")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not any(_tried[kind] for kind in _COUNTED) and not _burst and not _corpus:
+    if not any(_tried[kind] for kind in _COUNTED) and not (_burst or _corpus or _bombs):
         return
     write = terminalreporter.write_line
     terminalreporter.section("reliability")
@@ -121,7 +123,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             "burst: {submitted} submissions at concurrency {concurrency}: {accepted} accepted, "
             "{throttled} refused with 429, {accounted} accepted jobs accounted for".format(**burst)
         )
-    if _corpus:
+    if _corpus or _bombs:
         _write_corpus(write)
 
 
@@ -140,3 +142,8 @@ def _write_corpus(write: Callable[[str], None]) -> None:
     bombs = [case for case in _corpus if case["expect"] == "decompression_bomb"]
     for bomb in bombs:
         write(f"  bomb {bomb['name']}: refused after {bomb['seconds']} s of worker time")
+    for bomb in _bombs:
+        write(
+            f"  {bomb['name']} alone in a fresh worker process: {bomb['outcome']} in "
+            f"{bomb['seconds']} s, peak {bomb['peak_rss_sum_mb']} MB (the process and its ffmpeg)"
+        )

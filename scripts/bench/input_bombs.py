@@ -28,18 +28,31 @@ from scripts.bench.results import save
 ROOT = Path(__file__).resolve().parents[2]
 MAX_AUDIO_S = 600.0
 
-# Run in a fresh interpreter: ru_maxrss is a high-water mark, so each input needs its own
-# process, and the imports happen before the measured call (they are the same for every input).
+# Run in a fresh interpreter: a peak is a high-water mark, so each input needs its own process,
+# and the imports happen before the measured call (they are the same for every input). ffmpeg's
+# peak (RUSAGE_CHILDREN) is an upper bound: it may include the measuring process's own.
 _MEASURE = """
 import json, resource, sys, time
 from pathlib import Path
 {imports}
+
+
+def high_water_kb():
+    # VmHWM is this process's own peak since exec. ru_maxrss is not: on Linux it keeps the
+    # high-water mark of the process that spawned it (a pytest run holding torch, say).
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 path, max_s = Path(sys.argv[1]), float(sys.argv[2])
-baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+baseline_kb = high_water_kb()
 started = time.monotonic()
 {prepare}
 seconds = time.monotonic() - started
-self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+self_kb = high_water_kb()
 children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 print(json.dumps({{
     "outcome": outcome,
@@ -77,7 +90,7 @@ PREPARE: dict[str, tuple[str, str]] = {
 
 def _corpus(name: str) -> Callable[[], bytes]:
     def build() -> bytes:
-        from tests.corpus.audio import audio_cases
+        from scripts.corpus.audio import audio_cases
 
         return next(case.data for case in audio_cases() if case.name == name)
 
@@ -88,7 +101,7 @@ def _speech_wav(seconds: float) -> Callable[[], bytes]:
     def build() -> bytes:
         import numpy as np
 
-        from tests.corpus.audio import fmt_chunk, pcm16, voice, wav
+        from scripts.corpus.audio import fmt_chunk, pcm16, voice, wav
 
         ten = pcm16(voice(10.0, 16_000, seed=5))
         samples = np.tile(ten, int(seconds // 10))
@@ -99,7 +112,7 @@ def _speech_wav(seconds: float) -> Callable[[], bytes]:
 
 def _image_corpus(name: str) -> Callable[[], bytes]:
     def build() -> bytes:
-        from tests.corpus.images import image_cases
+        from scripts.corpus.images import image_cases
 
         return next(case.data for case in image_cases() if case.name == name)
 
@@ -109,7 +122,7 @@ def _image_corpus(name: str) -> Callable[[], bytes]:
 def _largest_image() -> bytes:
     """The most memory an accepted portrait costs: 64 MP (the cap) of half-transparent RGBA."""
     from modal_service.media.image import MAX_IMAGE_PIXELS
-    from tests.corpus.images import flat_png
+    from scripts.corpus.images import flat_png
 
     width = 8000
     return flat_png(width, MAX_IMAGE_PIXELS // width, 8, 6, bytes([10, 20, 30, 128]) * width)

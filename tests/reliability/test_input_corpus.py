@@ -29,10 +29,10 @@ from modal_service.media.ffmpeg import run_ffmpeg
 from modal_service.media.probe import probe_media
 from modal_service.sniff import SNIFF_BYTES, audio_refusal, image_refusal
 from scripts import samples
+from scripts.corpus import CorpusCase
+from scripts.corpus.audio import audio_cases
+from scripts.corpus.images import image_cases
 from scripts.local_stack import StackInfo, product
-from tests.corpus import CorpusCase
-from tests.corpus.audio import audio_cases
-from tests.corpus.images import image_cases
 from tests.reliability.conftest import Footprint, problem_code
 
 pytestmark = [pytest.mark.stack, pytest.mark.corpus]

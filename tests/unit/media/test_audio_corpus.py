@@ -18,8 +18,8 @@ from modal_service.media.audio import MODEL_SAMPLE_RATE, prepare_track
 from modal_service.media.errors import AudioError
 from modal_service.sniff import SNIFF_BYTES, audio_refusal
 from scripts.bench.input_bombs import measure
-from tests.corpus import CorpusCase
-from tests.corpus.audio import CORPUS_MAX_S, audio_cases
+from scripts.corpus import CorpusCase
+from scripts.corpus.audio import CORPUS_MAX_S, audio_cases
 
 CASES = audio_cases()
 ACCEPTS = [case for case in CASES if case.accepted]
@@ -103,9 +103,10 @@ def test_bombs_keep_their_code_at_the_contract_maximum(tmp_path: Path, case: Cor
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", **by_name(BOMBS))
-def test_refusing_a_bomb_takes_bounded_memory(case: CorpusCase) -> None:
+def test_refusing_a_bomb_takes_bounded_memory(case: CorpusCase, record_property: Any) -> None:
     # At the contract's 600 s maximum the decode cap is largest: the worst case for memory.
     figures = measure("audio", case.data, max_s=600.0)
+    record_property("bomb", {"name": f"audio/{case.name}", **figures})
     assert figures["outcome"] == case.expect
     assert figures["peak_rss_sum_mb"] < PEAK_RSS_LIMIT_MB, figures
     assert figures["seconds"] < 60, figures  # a ceiling for a hung decode, not a benchmark

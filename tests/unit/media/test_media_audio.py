@@ -21,7 +21,7 @@ from modal_service.media.audio import (
 from modal_service.media.audio_header import BOMB_BYTES_PER_MINUTE, DURATION_SLACK_S, probe_audio
 from modal_service.media.errors import AudioError
 from modal_service.media.ffmpeg import ffmpeg_exe
-from tests.corpus.audio import constant_flac, fmt_chunk, on_channel, pcm16, voice, wav
+from scripts.corpus.audio import constant_flac, fmt_chunk, on_channel, pcm16, voice, wav
 from tests.unit.media.conftest import draw_portrait, write_tone
 
 NAME = "audio 1 (voice.wav)"

@@ -25,7 +25,7 @@ from modal_service.media.image import (
     load_portrait,
 )
 from modal_service.media.image_structure import MAX_JPEG_SCANS
-from tests.corpus.images import (
+from scripts.corpus.images import (
     flat_png,
     jpeg_many_scans,
     p3_jpeg,
@@ -33,7 +33,7 @@ from tests.corpus.images import (
     png_file,
     portrait,
 )
-from tests.corpus.images import image_cases as corpus_cases
+from scripts.corpus.images import image_cases as corpus_cases
 from tests.unit.media.conftest import draw_portrait
 
 REPO = Path(__file__).resolve().parents[3]

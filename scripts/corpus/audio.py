@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from modal_service.media.ffmpeg import ffmpeg_exe
-from tests.corpus import ACCEPT, CorpusCase
+from scripts.corpus import ACCEPT, CorpusCase
 
 CORPUS_MAX_S = 15.0
 """The deployment maximum the expectations are written for (the local stack's)."""

@@ -29,7 +29,7 @@ import numpy as np
 import pillow_heif
 from PIL import Image
 
-from tests.corpus import ACCEPT, CorpusCase
+from scripts.corpus import ACCEPT, CorpusCase
 
 WIDTH, HEIGHT = 256, 384
 MARK = (230, 200, 40)

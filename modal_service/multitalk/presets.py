@@ -79,7 +79,7 @@ TINY_TRANSFORMER = dict(
 TINY_SEED = 20250703
 
 
-def _tiny_tokenizer():  # noqa: ANN202 (transformers type)
+def byte_level_tokenizer():  # noqa: ANN202 (transformers type)
     """A byte-level BPE with no merges: real tokenisation, 259 ids, built without any download."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
@@ -121,7 +121,7 @@ def build_tiny(device: str = "cpu") -> tuple[MultiTalkPipeline, AudioFeatureEnco
         Wav2Vec2Model,
     )
 
-    tokenizer = _tiny_tokenizer()
+    tokenizer = byte_level_tokenizer()
     with torch.random.fork_rng():
         torch.manual_seed(TINY_SEED)
         text_encoder = UMT5EncoderModel(

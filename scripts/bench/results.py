@@ -26,8 +26,8 @@ def _commit() -> str:
         return "unknown"
 
 
-def save(name: str, figures: dict[str, Any], command: str) -> Path:
-    """Print ``figures`` and write them, with the machine and the commit, to ``results/``."""
+def save(name: str, figures: dict[str, Any], command: str, directory: Path = RESULTS_DIR) -> Path:
+    """Print ``figures`` and write them, with the machine and the commit, to ``directory``."""
     document = {
         "benchmark": name,
         "command": command,
@@ -41,11 +41,11 @@ def save(name: str, figures: dict[str, Any], command: str) -> Path:
         },
         "figures": figures,
     }
-    RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / f"{name}.json"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.json"
     path.write_text(json.dumps(document, indent=2) + "\n")
     print(json.dumps(figures, indent=2))
-    print(f"saved to {path.relative_to(RESULTS_DIR.parents[2])}")
+    print(f"saved to {path}")
     return path
 
 

@@ -131,7 +131,7 @@ def _job_count(proxy: Proxy) -> int:
         ),
         (_set("input.audio_s3_url", "s3://Multitalk/a.wav"), 422, "s3_url_invalid"),
         (
-            _set("input.audio_s3_url", "s3://multitalk-local-data/tenants/acme/inputs/a b.wav"),
+            _set("input.audio_s3_url", "s3://multitalk-local-data/tenants/acme/inputs/a.wav "),
             422,
             "s3_url_invalid",
         ),

@@ -8,12 +8,17 @@ smaller buckets (1/10 of the area side) and shorter clips (33 frames, 9 motion f
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from pydantic import BaseModel, ConfigDict
 
 from modal_service.multitalk.audio_encoder import AudioFeatureEncoder
 from modal_service.multitalk.pipeline_multitalk import MultiTalkPipeline
 from modal_service.multitalk.scheduling import make_scheduler
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 
 class Preset(BaseModel):
@@ -79,7 +84,7 @@ TINY_TRANSFORMER = dict(
 TINY_SEED = 20250703
 
 
-def byte_level_tokenizer():  # noqa: ANN202 (transformers type)
+def byte_level_tokenizer() -> PreTrainedTokenizerFast:
     """A byte-level BPE with no merges: real tokenisation, 259 ids, built without any download."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast

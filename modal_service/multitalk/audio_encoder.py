@@ -52,12 +52,14 @@ class AudioFeatureEncoder:
 
 
 def clip_audio_windows(
-    features: torch.Tensor, start: int, count: int, window: int = 5
+    features: torch.Tensor, start: int, count: int, window: int = 5, *, mirror_tail: bool = True
 ) -> torch.Tensor:
     """Windows of ``window`` frames centred on frames ``start .. start + count - 1``.
 
-    Frames past the end of the audio mirror its tail (MultiTalk pads the last clip the same way
-    and the extra frames are trimmed from the video); window edges clamp at the ends.
+    Past the end of the audio, MultiTalk appends the audio's last frames reversed before each
+    later clip, so the first frame past the end repeats the last one, the next the one before
+    it, and so on (``mirror_tail``); the first clip sees no such extension and repeats the last
+    frame (``mirror_tail=False``), as the reference does. Window edges clamp at the ends.
 
     Args:
         features: ``(frames, layers, hidden)``.
@@ -69,5 +71,6 @@ def clip_audio_windows(
     centres = torch.arange(start, start + count)
     offsets = torch.arange(window) - window // 2
     index = centres[:, None] + offsets[None, :]
-    index = torch.where(index > last, 2 * last - index, index)  # mirror past the end
+    if mirror_tail:
+        index = torch.where(index > last, 2 * last + 1 - index, index)
     return features[index.clamp(0, last)]

@@ -247,7 +247,9 @@ class MultiTalkPipeline(DiffusionPipeline, WanLoraLoaderMixin):
                 ].float()
             audio = torch.stack(
                 [
-                    clip_audio_windows(f, strategy.audio_start(clip), strategy.frame_num)
+                    clip_audio_windows(
+                        f, strategy.audio_start(clip), strategy.frame_num, mirror_tail=clip > 0
+                    )
                     for f in audio_features
                 ]
             )[None].to(device, dtype)  # (1, speakers, frames, window, layers, hidden)

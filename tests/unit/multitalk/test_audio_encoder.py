@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -37,6 +38,24 @@ def test_clip_windows_centre_clamp_and_mirror() -> None:
     features = torch.arange(10, dtype=torch.float32)[:, None, None]  # frame i holds value i
     windows = clip_audio_windows(features, start=0, count=3)
     assert windows[:, :, 0, 0].tolist() == [[0, 0, 0, 1, 2], [0, 0, 1, 2, 3], [0, 1, 2, 3, 4]]
-    tail = clip_audio_windows(features, start=8, count=4)  # frames 8..11; 10 and 11 mirror 8 and 7
-    assert tail[:, 2, 0, 0].tolist() == [8, 9, 8, 7]
+    tail = clip_audio_windows(features, start=8, count=4)  # frames 8..11: 10 and 11 are 9 and 8
+    assert tail[:, 2, 0, 0].tolist() == [8, 9, 9, 8]
     assert tail.shape == (4, 5, 1, 1)
+    first_clip = clip_audio_windows(features, start=8, count=4, mirror_tail=False)
+    assert first_clip[:, 2, 0, 0].tolist() == [8, 9, 9, 9]
+
+
+@pytest.mark.parametrize(("length", "start"), [(10, 4), (30, 24), (57, 56), (100, 91)])
+def test_later_clips_see_the_audio_as_the_reference_extends_it(length: int, start: int) -> None:
+    """MultiTalk, before a clip that runs past the audio: append the last ``end - len + 3``
+    frames reversed, then take windows clamped to the extended length."""
+    features = torch.randn(length, 2, 3)
+    count = 33
+    end = start + count
+    extended = features
+    if end >= length:
+        miss = end - length + 3
+        extended = torch.cat([features, torch.flip(features[-miss:], dims=[0])])
+    centres = torch.arange(start, end)[:, None] + (torch.arange(5) - 2)[None, :]
+    reference = extended[centres.clamp(0, extended.shape[0] - 1)]
+    torch.testing.assert_close(clip_audio_windows(features, start, count), reference)

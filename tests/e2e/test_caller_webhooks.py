@@ -109,6 +109,7 @@ def test_success_webhook_is_signed_with_the_tenant_secret(
         stack,
         {"audio_s3_url": upload("short.wav"), "reference_image_s3_url": upload("portrait.png")},
         webhook_url=url,
+        video_length=1.0,  # the 2 s voice is cut, and the webhook must say so
     )
     job = wait_final(webhook_api, job_id)
     assert job["status"] == "succeeded", job
@@ -120,5 +121,10 @@ def test_success_webhook_is_signed_with_the_tenant_secret(
     assert message["type"] == "job.succeeded"
     assert message["job_id"] == job_id
     assert message["data"]["output_url"] == job["output_url"]
+    result = message["data"]["result"]
+    assert result["audio_durations_s"] == [pytest.approx(2.0, abs=0.05)]
+    assert result["duration_s"] == pytest.approx(1.0)
+    assert any("longer than video_length (1 s)" in note for note in result["notes"]), result
+    assert result == job["result"]  # the webhook and GET /jobs/{id} say the same
     with pytest.raises(Exception, match="signature"):
         Webhook(tenant_secret(stack, "globex")).verify(body, headers)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
+from modal_service.image_rules import header_dimensions, image_size_refusal
+
 SNIFF_BYTES = 4096
 """Enough for every signature below, an MP4 ``ftyp`` box with many brands and an SVG's prolog."""
 
@@ -194,3 +196,16 @@ def image_refusal(head: bytes) -> tuple[str, str] | None:
 def _label(found: Sniffed) -> str:
     kind = {"audio": "audio", "video": "video", "image": "an image"}.get(found.family, "a document")
     return f"{kind} ({found.name})"
+
+
+def first_bytes_refusal(
+    kind: Literal["audio", "image"], head: bytes, size: int
+) -> tuple[str, str] | None:
+    """What the submit path refuses from an input's first bytes and its size, before a job
+    exists: not audio / not an image, and a picture whose header breaks the size rules."""
+    if kind == "audio":
+        return audio_refusal(head)
+    refusal = image_refusal(head)
+    if refusal is None and (dimensions := header_dimensions(head)) is not None:
+        refusal = image_size_refusal(*dimensions, size)
+    return refusal

@@ -141,7 +141,7 @@ def _write_corpus(write: Callable[[str], None]) -> None:
         )
     bombs = [case for case in _corpus if case["expect"] == "decompression_bomb"]
     for bomb in bombs:
-        write(f"  bomb {bomb['name']}: refused after {bomb['seconds']} s of worker time")
+        write(f"  bomb {bomb['name']}: refused {bomb['where']} in {bomb['seconds']} s")
     for bomb in _bombs:
         write(
             f"  {bomb['name']} alone in a fresh worker process: {bomb['outcome']} in "

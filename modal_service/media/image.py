@@ -11,7 +11,8 @@
    JPEG or GIF cut short, with a bad checksum or with garbage where a marker must be is
    ``image_invalid``; a progressive JPEG with an absurd number of scans (a CPU bomb at any pixel
    count) is a ``decompression_bomb``.
-3. **Read the header** (Pillow's ``open`` decodes no pixels) and apply the size rules below.
+3. **Read the header** (Pillow's ``open`` decodes no pixels) and apply the size rules below
+   (:mod:`modal_service.image_rules`, which the submit path applies to the same header fields).
 4. **Decode the first frame strictly**: ``ImageFile.LOAD_TRUNCATED_IMAGES`` is never set, so
    truncated or broken compressed data raises and becomes ``image_invalid``.
 5. **Normalise**: 8-bit sRGB through the embedded ICC profile, CMYK and 16-bit grey included
@@ -20,7 +21,7 @@
 
 Rules, and why:
 
-* :data:`MAX_IMAGE_PIXELS` (64 MP) lets 48-50 MP phone photos and 61 MP camera files through and
+* ``MAX_IMAGE_PIXELS`` (64 MP) lets 48-50 MP phone photos and 61 MP camera files through and
   bounds what a decode can allocate: 64 MP at 4 bytes a pixel is 256 MB, and the whole load peaks
   under 800 MB (measured: 580 MB for half-transparent RGBA PNG, 770 MB for a progressive 4:4:4
   CMYK JPEG, whose coefficients libjpeg holds at once). Above it, a file is ``image_too_large``,
@@ -57,15 +58,12 @@ from typing import Final
 
 from PIL import ExifTags, Image, UnidentifiedImageError
 
+from modal_service.image_rules import image_size_refusal, over_limit_refusal
 from modal_service.media.errors import ImageError
 from modal_service.media.image_colour import to_srgb
 from modal_service.media.image_structure import check_structure, invalid_image
 from modal_service.sniff import SNIFF_BYTES, image_refusal, sniff
 
-MIN_IMAGE_SIDE: Final = 64
-MAX_IMAGE_PIXELS: Final = 64_000_000
-MAX_ASPECT_RATIO: Final = 4.0
-BOMB_PIXELS_PER_BYTE: Final = 1000
 BACKGROUND: Final = (255, 255, 255)
 
 # The sniffed name decides the one Pillow plugin that may read the file. HEIF and AVIF share
@@ -160,7 +158,8 @@ def _open(
         # Over twice Pillow's limit (179 MP): far over ours. Only the message carries the size.
         found = _BOMB_MESSAGE.search(str(exc))
         claimed = int(found.group(1)) if found else 2 * (Image.MAX_IMAGE_PIXELS or 0) + 1
-        raise _over_limit(name, claimed, file_size, None) from None
+        code, reason = over_limit_refusal(claimed, file_size, f"{claimed:,} pixels")
+        raise ImageError(code, f"{name} {reason}") from None  # type: ignore[arg-type]
     except (UnidentifiedImageError, *_DECODE_ERRORS) as exc:
         raise invalid_image(name, "its header is corrupt") from exc
 
@@ -169,37 +168,10 @@ def _open(
 
 
 def _check_size(width: int, height: int, file_size: int, name: str) -> None:
-    pixels = width * height
-    if pixels > MAX_IMAGE_PIXELS:
-        raise _over_limit(name, pixels, file_size, (width, height))
-    short, long = sorted((width, height))
-    if short < MIN_IMAGE_SIDE:
-        raise ImageError(
-            "image_too_small",
-            f"{name} is {width}x{height} pixels; each side needs at least {MIN_IMAGE_SIDE}",
-        )
-    if long > MAX_ASPECT_RATIO * short:
-        raise ImageError(
-            "image_too_small",
-            f"{name} is {width}x{height} pixels, a {long / short:.1f}:1 strip; the longer side may "
-            f"be at most {MAX_ASPECT_RATIO:g} times the shorter (the model's widest frame)",
-        )
-
-
-def _over_limit(name: str, pixels: int, file_size: int, size: tuple[int, int] | None) -> ImageError:
-    claimed = f"{size[0]}x{size[1]} pixels" if size else f"{pixels:,} pixels"
-    if file_size * BOMB_PIXELS_PER_BYTE < pixels:
-        return ImageError(
-            "decompression_bomb",
-            f"{name} claims {claimed} in only {file_size:,} bytes (over "
-            f"{BOMB_PIXELS_PER_BYTE} pixels a byte, far past what a photo compresses to): "
-            "refused as a decompression bomb",
-        )
-    return ImageError(
-        "image_too_large",
-        f"{name} is {claimed} ({pixels / 1e6:.0f} MP); at most {MAX_IMAGE_PIXELS / 1e6:.0f} MP "
-        f"are accepted, so scale it down first",
-    )
+    refusal = image_size_refusal(width, height, file_size)
+    if refusal is not None:
+        code, reason = refusal
+        raise ImageError(code, f"{name} {reason}")  # type: ignore[arg-type]
 
 
 # -- 5. normalise: 8 bits, sRGB, no alpha, upright ---------------------------------------------

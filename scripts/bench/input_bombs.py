@@ -121,7 +121,7 @@ def _image_corpus(name: str) -> Callable[[], bytes]:
 
 def _largest_image() -> bytes:
     """The most memory an accepted portrait costs: 64 MP (the cap) of half-transparent RGBA."""
-    from modal_service.media.image import MAX_IMAGE_PIXELS
+    from modal_service.image_rules import MAX_IMAGE_PIXELS
     from scripts.corpus.images import flat_png
 
     width = 8000

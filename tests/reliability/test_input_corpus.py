@@ -27,7 +27,7 @@ import pytest
 
 from modal_service.media.ffmpeg import run_ffmpeg
 from modal_service.media.probe import probe_media
-from modal_service.sniff import SNIFF_BYTES, audio_refusal, image_refusal
+from modal_service.sniff import SNIFF_BYTES, first_bytes_refusal
 from scripts import samples
 from scripts.corpus import CorpusCase
 from scripts.corpus.audio import audio_cases
@@ -108,8 +108,7 @@ class CorpusRun:
 
 
 def refused_at_submit(case: CorpusCase) -> bool:
-    refuse = audio_refusal if case.kind == "audio" else image_refusal
-    return refuse(case.data[:SNIFF_BYTES]) is not None
+    return first_bytes_refusal(case.kind, case.data[:SNIFF_BYTES], len(case.data)) is not None
 
 
 @pytest.fixture(scope="module")
@@ -227,8 +226,9 @@ def _soundtrack(path: Path) -> np.ndarray:
 def test_corpus_file(corpus: CorpusRun, name: str, record_property: Any) -> None:
     outcome = corpus.outcomes[name]
     case = outcome.case
+    where = "at submit" if refused_at_submit(case) else "by the worker"
     record_property("corpus", {"name": name, "kind": case.kind, "expect": case.expect,
-                               "seconds": round(outcome.seconds, 2)})  # fmt: skip
+                               "where": where, "seconds": round(outcome.seconds, 2)})  # fmt: skip
     if case.accepted:
         _check_accepted(corpus, outcome)
     elif refused_at_submit(case):

@@ -1,6 +1,6 @@
 """Checks before anything is signed: inputs exist (``HeadObject``), are small enough and are,
-by their first bytes (a ranged ``GetObject``), audio or an image; the output key is free unless
-overwriting was asked for.
+by their first bytes (a ranged ``GetObject``), audio or an image, a picture within the size
+rules when its header says its size; the output key is free unless overwriting was asked for.
 
 Key extensions and ``Content-Type`` are never a reason to refuse: they are the uploader's guess
 (S3's default is ``binary/octet-stream``, browsers call a voice note ``video/webm``).
@@ -19,7 +19,7 @@ from aws.lambda_proxy.storage.exceptions import (
     InputRefusedError,
     OutputExistsError,
 )
-from modal_service.sniff import SNIFF_BYTES, audio_refusal, image_refusal
+from modal_service.sniff import SNIFF_BYTES, first_bytes_refusal
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
@@ -91,8 +91,7 @@ def check_input(
             f"{label} {location.url} is {info.size} bytes; allowed 1..{max_bytes}",
             code="input_size_refused",
         )
-    refuse = audio_refusal if kind == "audio" else image_refusal
-    refusal = refuse(read_head(s3, location, info.size))
+    refusal = first_bytes_refusal(kind, read_head(s3, location, info.size), info.size)
     if refusal is not None:
         code, reason = refusal
         raise InputRefusedError(f"{label} {location.url} {reason}", code=code)

@@ -15,13 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageCms
 
+from modal_service.image_rules import MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
 from modal_service.media import image as portrait_module
 from modal_service.media import image_colour
 from modal_service.media.errors import ImageError
 from modal_service.media.image import (
     BACKGROUND,
-    MAX_IMAGE_PIXELS,
-    MIN_IMAGE_SIDE,
     load_portrait,
 )
 from modal_service.media.image_structure import MAX_JPEG_SCANS

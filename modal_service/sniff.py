@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
+from modal_service.audio_rules import flac_duration, length_refusal
 from modal_service.image_rules import header_dimensions, image_size_refusal
 
 SNIFF_BYTES = 4096
@@ -199,12 +200,18 @@ def _label(found: Sniffed) -> str:
 
 
 def first_bytes_refusal(
-    kind: Literal["audio", "image"], head: bytes, size: int
+    kind: Literal["audio", "image"], head: bytes, size: int, max_audio_s: float | None = None
 ) -> tuple[str, str] | None:
     """What the submit path refuses from an input's first bytes and its size, before a job
-    exists: not audio / not an image, and a picture whose header breaks the size rules."""
+    exists: not audio / not an image; a picture whose header breaks the size rules; a FLAC whose
+    header claims more than ``max_audio_s`` (a bomb when it is tiny for that length)."""
     if kind == "audio":
-        return audio_refusal(head)
+        refusal = audio_refusal(head)
+        if refusal is None and max_audio_s is not None:
+            claimed = flac_duration(head)
+            if claimed is not None:
+                refusal = length_refusal(claimed, size, max_audio_s)
+        return refusal
     refusal = image_refusal(head)
     if refusal is None and (dimensions := header_dimensions(head)) is not None:
         refusal = image_size_refusal(*dimensions, size)

@@ -13,7 +13,7 @@ one decode, so both tracks hear the same samples and the same gain.
 (``-t``) and its output is read into a buffer that cannot grow past it, because a header may say
 nothing about length (WebM from a browser's MediaRecorder, a WAV written to a pipe) or lie. A
 decode that reaches the cap is ``audio_too_long``, or ``decompression_bomb`` by the header's bomb
-rule (:func:`modal_service.media.audio_header.is_bomb`).
+rule (:func:`modal_service.audio_rules.is_bomb`).
 """
 
 from __future__ import annotations
@@ -30,15 +30,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from modal_service.media.audio_header import (
-    DURATION_SLACK_S,
-    AudioInfo,
-    human_length,
-    human_size,
-    is_bomb,
-    probe_audio,
-    refuse_by_header,
-)
+from modal_service.audio_rules import DURATION_SLACK_S, human_length, human_size, is_bomb
+from modal_service.media.audio_header import AudioInfo, probe_audio, refuse_by_header
 from modal_service.media.errors import AudioError
 from modal_service.media.ffmpeg import ffmpeg_exe
 

@@ -7,14 +7,9 @@ the bundled ffmpeg reads the container header (``ffmpeg -i``: duration, first au
 codec, rate and channels). Not a frame is decoded here; :mod:`modal_service.media.audio` decodes
 what passes.
 
-**Decompression bombs.** A file is a bomb when it claims (or decodes to) more than ``max_s`` and
-holds fewer than :data:`BOMB_BYTES_PER_MINUTE` bytes per minute of what it claims. No speech
-codec ffmpeg decodes comes near that: AMR-NB's lowest mode is 4.75 kbit/s (36 KB/min), Opus and
-MP3 at their floors 45-60 KB/min, and even codec2 at 450 bit/s is 3.4 KB/min. So a long genuine
-recording over the maximum is ``audio_too_long``, while a few-hundred-KB FLAC that claims hours
-is ``decompression_bomb``, refused from its header before any decode. Without a claimed length
-the decode applies the same rule (:func:`is_bomb`) at its cap: reaching it with a file smaller
-than the bomb ratio allows for the cap's length is a bomb, otherwise the track is too long. PCM
+**Decompression bombs** and lengths over the maximum follow :mod:`modal_service.audio_rules`,
+the rules the submit path applies too: a file that claims more than ``max_s`` is a bomb when it
+holds too few bytes for that length, otherwise too long, refused here before any decode. PCM
 cannot be a bomb: ffmpeg measures a WAV by the bytes it holds, so a header claiming hours over
 1 s of samples decodes, like in every player, to its 1 s.
 """
@@ -29,6 +24,7 @@ from typing import cast
 
 from pydantic import BaseModel, ConfigDict
 
+from modal_service.audio_rules import length_refusal
 from modal_service.media.errors import AudioError, MediaCode
 from modal_service.media.ffmpeg import run_ffmpeg
 from modal_service.sniff import SNIFF_BYTES, audio_refusal, sniff
@@ -37,11 +33,6 @@ MIN_SAMPLE_RATE = 4_000
 MAX_SAMPLE_RATE = 768_000
 MAX_CHANNELS = 64
 """ffmpeg's pan filter (the explicit downmix) takes at most 64 input channels."""
-DURATION_SLACK_S = 0.25
-"""Codecs pad to whole frames (AAC 1024 samples, MP3 1152, Opus 20 ms) and raw streams carry no
-trim information: a recording cut at exactly ``max_s`` must not be refused for that padding."""
-BOMB_BYTES_PER_MINUTE = 1_000
-"""Below this many bytes per minute of claimed audio (133 bit/s) a long file is a bomb."""
 PROBE_TIMEOUT_S = 30.0
 
 
@@ -217,45 +208,12 @@ def _named_layouts() -> dict[str, int]:
 
 def refuse_by_header(info: AudioInfo, name: str, max_s: float) -> None:
     """Refuse a claimed length over ``max_s`` before decoding a single frame."""
-    claimed = info.duration_s
-    if claimed is None or claimed <= max_s + DURATION_SLACK_S:
+    if info.duration_s is None:
         return
-    if is_bomb(info.size_bytes, claimed):
-        raise AudioError(
-            "decompression_bomb",
-            f"{name} is {human_size(info.size_bytes)} yet says it lasts {human_length(claimed)}: "
-            "refused without decoding",
-        )
+    refusal = length_refusal(info.duration_s, info.size_bytes, max_s)
+    if refusal is None:
+        return
+    code, reason = refusal
     # With a video track the container's length may be the picture's; the decode decides then.
-    if not info.has_video:
-        raise AudioError(
-            "audio_too_long",
-            f"{name} lasts {human_length(claimed)}; "
-            f"this deployment takes at most {human_length(max_s)}",
-        )
-
-
-def is_bomb(size_bytes: int, seconds: float) -> bool:
-    """Whether ``size_bytes`` is too few for ``seconds`` of any real codec (see above)."""
-    return size_bytes < BOMB_BYTES_PER_MINUTE * seconds / 60.0
-
-
-# ----------------------------------------------------------------------------- messages
-
-
-def human_length(seconds: float) -> str:
-    """A length as messages say it: ``42.0 s``, ``12.5 min``, ``2.0 h``."""
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} h"
-    if seconds >= 120:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds:.1f} s"
-
-
-def human_size(size_bytes: int) -> str:
-    """A file size as messages say it: ``643 bytes``, ``25 KB``, ``1.5 MB``."""
-    if size_bytes >= 1 << 20:
-        return f"{size_bytes / (1 << 20):.1f} MB"
-    if size_bytes >= 1 << 10:
-        return f"{size_bytes / (1 << 10):.0f} KB"
-    return f"{size_bytes} bytes"
+    if code == "decompression_bomb" or not info.has_video:
+        raise AudioError(cast(MediaCode, code), f"{name} {reason}")

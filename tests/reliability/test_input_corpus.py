@@ -30,13 +30,15 @@ from modal_service.media.probe import probe_media
 from modal_service.sniff import SNIFF_BYTES, first_bytes_refusal
 from scripts import samples
 from scripts.corpus import CorpusCase
-from scripts.corpus.audio import audio_cases
+from scripts.corpus.audio import CORPUS_MAX_S, audio_cases
 from scripts.corpus.images import image_cases
 from scripts.local_stack import StackInfo, product
 from tests.reliability.conftest import Footprint, problem_code
 
 pytestmark = [pytest.mark.stack, pytest.mark.corpus]
 
+MAX_AUDIO_S = CORPUS_MAX_S
+"""The local stack's deployment maximum (``max_video_length_s``), which the corpus is built for."""
 VIDEO_LENGTH_S = 2.0
 """Every job asks for 2 s: accepted audio of 1-2.5 s shows both whole tracks and noted cuts."""
 FINAL = {"succeeded", "failed", "cancelled"}
@@ -108,7 +110,8 @@ class CorpusRun:
 
 
 def refused_at_submit(case: CorpusCase) -> bool:
-    return first_bytes_refusal(case.kind, case.data[:SNIFF_BYTES], len(case.data)) is not None
+    head = case.data[:SNIFF_BYTES]
+    return first_bytes_refusal(case.kind, head, len(case.data), MAX_AUDIO_S) is not None
 
 
 @pytest.fixture(scope="module")

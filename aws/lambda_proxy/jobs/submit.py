@@ -262,6 +262,7 @@ def _prepare(services: Services, submission: Submission) -> JobRecord:
             kind="audio",
             label=f"audio {index + 1}",
             max_bytes=settings.max_audio_bytes,
+            max_audio_s=settings.max_video_length_s,
         )
     check_input(
         services.s3,

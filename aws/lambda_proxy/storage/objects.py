@@ -79,8 +79,10 @@ def check_input(
     kind: Literal["audio", "image"],
     label: str,
     max_bytes: int,
+    max_audio_s: float | None = None,
 ) -> ObjectInfo:
-    """Check one input object. ``label`` names it in messages (``audio 1``)."""
+    """Check one input object. ``label`` names it in messages (``audio 1``); ``max_audio_s``
+    is the deployment's longest track, which a FLAC header can be held to already."""
     info = head_object(s3, location)
     if info is None:
         raise InputMissingError(f"{label} {location.url} does not exist")
@@ -91,7 +93,8 @@ def check_input(
             f"{label} {location.url} is {info.size} bytes; allowed 1..{max_bytes}",
             code="input_size_refused",
         )
-    refusal = first_bytes_refusal(kind, read_head(s3, location, info.size), info.size)
+    head = read_head(s3, location, info.size)
+    refusal = first_bytes_refusal(kind, head, info.size, max_audio_s)
     if refusal is not None:
         code, reason = refusal
         raise InputRefusedError(f"{label} {location.url} {reason}", code=code)

@@ -9,6 +9,8 @@ import numpy as np
 import pyloudnorm
 import pytest
 
+from modal_service import audio_rules
+from modal_service.audio_rules import BOMB_BYTES_PER_MINUTE, DURATION_SLACK_S
 from modal_service.media import audio, audio_header
 from modal_service.media.audio import (
     MODEL_SAMPLE_RATE,
@@ -18,7 +20,7 @@ from modal_service.media.audio import (
     loudness_gain,
     prepare_track,
 )
-from modal_service.media.audio_header import BOMB_BYTES_PER_MINUTE, DURATION_SLACK_S, probe_audio
+from modal_service.media.audio_header import probe_audio
 from modal_service.media.errors import AudioError
 from modal_service.media.ffmpeg import ffmpeg_exe
 from scripts.corpus.audio import constant_flac, fmt_chunk, on_channel, pcm16, voice, wav
@@ -273,7 +275,7 @@ def test_a_tiny_file_that_decodes_past_the_cap_is_a_bomb(tmp_path: Path) -> None
     ],
 )
 def test_the_bomb_ratio(size_bytes: int, seconds: float, bomb: bool) -> None:
-    assert audio_header.is_bomb(size_bytes, seconds) is bomb
+    assert audio_rules.is_bomb(size_bytes, seconds) is bomb
 
 
 def test_a_long_video_is_judged_by_its_audio(tmp_path: Path) -> None:

@@ -41,7 +41,6 @@ from modal_service.worker.callbacks import (
 )
 from modal_service.worker.control import JobControl
 from modal_service.worker.errors import UrlExpiredError, WorkerError
-from modal_service.worker.inputs import check_audio, check_image
 from modal_service.worker.outcome import JobOutcome
 from modal_service.worker.progress import ProgressReporter
 from modal_service.worker.renderers import Renderer
@@ -174,17 +173,13 @@ class _JobRun:
         self._with_refresh(lambda: self._download_inputs(workdir, fetched, reporter))
         self.timings["download_s"] = time.monotonic() - mark
 
-        # 2b. A cheap look at what arrived, by content (names and types are the caller's guess).
+        # 2b. Render: the media is checked first, by content, before any model is asked for.
         audio_paths = [fetched[f"audio{index}"] for index in range(len(self.inputs.audio_urls))]
-        for index, path in enumerate(audio_paths):
-            check_audio(path, self.inputs.audio_label(index))
         image_path = fetched["image"]
-        check_image(image_path, self.inputs.image_label)
 
-        # 2c. Render.
         video_path, render = self._render(audio_paths, image_path, workdir / "output.mp4", reporter)
 
-        # 2d. Output, through the PUT URL (refreshed once if it expired), verified.
+        # 2c. Output, through the PUT URL (refreshed once if it expired), verified.
         digest = digest_file(video_path)
         if digest.size == 0:
             raise WorkerError(

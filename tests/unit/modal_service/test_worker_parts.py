@@ -1,18 +1,16 @@
-"""The worker's small parts: S3 refusal parsing, input sniffing, deadline/cancel, progress."""
+"""The worker's small parts: S3 refusal parsing, deadline/cancel, progress."""
 
 from __future__ import annotations
 
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from modal_service.contracts import ErrorCode, JobProgress
 from modal_service.worker.control import JobControl
 from modal_service.worker.errors import WorkerError
-from modal_service.worker.inputs import check_audio, check_image
 from modal_service.worker.progress import ProgressReporter
 from modal_service.worker.transfer import parse_refusal
 
@@ -45,29 +43,6 @@ def test_s3_refusals_are_classified(
     refusal = parse_refusal(status, body)
     assert refusal.expired is expired
     assert refusal.transient is transient
-
-
-def test_checks_name_the_input_and_give_stable_codes(tmp_path: Path) -> None:
-    empty = tmp_path / "empty"
-    empty.write_bytes(b"")
-    with pytest.raises(WorkerError) as audio:
-        check_audio(empty, "audio 2")
-    assert (audio.value.code, audio.value.retryable) == (ErrorCode.AUDIO_INVALID, False)
-    assert "audio 2" in audio.value.message
-    text = tmp_path / "text"
-    text.write_bytes(b"hello world, not a picture")
-    with pytest.raises(WorkerError) as image:
-        check_image(text, "the image")
-    assert image.value.code == ErrorCode.IMAGE_INVALID
-    pdf = tmp_path / "pdf"
-    pdf.write_bytes(b"%PDF-1.7\n")
-    with pytest.raises(WorkerError) as document:
-        check_image(pdf, "the reference image (face.png)")
-    assert document.value.code == ErrorCode.UNSUPPORTED_FORMAT
-    assert "the reference image (face.png)" in document.value.message
-    wav = tmp_path / "wav"
-    wav.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt ")
-    check_audio(wav, "audio 1")  # plausible audio passes; the decoder judges the rest
 
 
 def test_control_names_the_reason_to_stop() -> None:

@@ -81,6 +81,37 @@ TINY_TRANSFORMER = dict(
     audio_dim=16,
     audio_tokens=4,
 )
+# The other components at tiny size (constructor arguments; the tokenizer's vocabulary and
+# special ids are added where the models are built). The GPU benchmark's smoke run uses them too.
+TINY_TEXT_ENCODER = dict(
+    d_model=16, d_kv=8, d_ff=32, num_layers=2, num_heads=2, relative_attention_num_buckets=8
+)
+TINY_IMAGE_ENCODER = dict(
+    hidden_size=8,
+    intermediate_size=16,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    image_size=28,
+    patch_size=14,
+    projection_dim=8,
+)
+TINY_VAE = dict(
+    base_dim=8,
+    z_dim=4,
+    dim_mult=[1, 2, 4, 4],
+    num_res_blocks=1,
+    latents_mean=[0.0] * 4,
+    latents_std=[1.0] * 4,
+)
+TINY_WAV2VEC = dict(
+    hidden_size=16,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=32,
+    conv_dim=(16,) * 7,
+    num_conv_pos_embeddings=16,
+    num_conv_pos_embedding_groups=2,
+)
 TINY_SEED = 20250703
 
 
@@ -131,47 +162,12 @@ def build_tiny(device: str = "cpu") -> tuple[MultiTalkPipeline, AudioFeatureEnco
         torch.manual_seed(TINY_SEED)
         text_encoder = UMT5EncoderModel(
             UMT5Config(
-                vocab_size=len(tokenizer),
-                d_model=16,
-                d_kv=8,
-                d_ff=32,
-                num_layers=2,
-                num_heads=2,
-                relative_attention_num_buckets=8,
-                pad_token_id=0,
-                eos_token_id=1,
+                vocab_size=len(tokenizer), pad_token_id=0, eos_token_id=1, **TINY_TEXT_ENCODER
             )
         )
-        image_encoder = CLIPVisionModel(
-            CLIPVisionConfig(
-                hidden_size=8,
-                intermediate_size=16,
-                num_hidden_layers=2,
-                num_attention_heads=2,
-                image_size=28,
-                patch_size=14,
-                projection_dim=8,
-            )
-        )
-        vae = AutoencoderKLWan(
-            base_dim=8,
-            z_dim=4,
-            dim_mult=[1, 2, 4, 4],
-            num_res_blocks=1,
-            latents_mean=[0.0] * 4,
-            latents_std=[1.0] * 4,
-        )
-        wav2vec = Wav2Vec2Model(
-            Wav2Vec2Config(
-                hidden_size=16,
-                num_hidden_layers=2,
-                num_attention_heads=2,
-                intermediate_size=32,
-                conv_dim=(16,) * 7,
-                num_conv_pos_embeddings=16,
-                num_conv_pos_embedding_groups=2,
-            )
-        )
+        image_encoder = CLIPVisionModel(CLIPVisionConfig(**TINY_IMAGE_ENCODER))
+        vae = AutoencoderKLWan(**TINY_VAE)
+        wav2vec = Wav2Vec2Model(Wav2Vec2Config(**TINY_WAV2VEC))
     image_processor = CLIPImageProcessorPil(
         size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}
     )

@@ -36,7 +36,16 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from modal_service.multitalk.presets import MULTITALK_14B, TINY, TINY_TRANSFORMER, Preset
+from modal_service.multitalk.presets import (
+    MULTITALK_14B,
+    TINY,
+    TINY_IMAGE_ENCODER,
+    TINY_TEXT_ENCODER,
+    TINY_TRANSFORMER,
+    TINY_VAE,
+    TINY_WAV2VEC,
+    Preset,
+)
 from scripts import samples
 from scripts.bench.results import RESULTS_DIR, save
 
@@ -83,25 +92,10 @@ FULL_SIZE = Components(
 )
 SMOKE_SIZE = Components(
     transformer=TINY_TRANSFORMER,
-    text=dict(d_model=16, d_kv=8, d_ff=32, num_layers=2, num_heads=2),
-    image=dict(
-        hidden_size=8,
-        intermediate_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        image_size=28,
-        patch_size=14,
-    ),
-    vae=dict(base_dim=8, z_dim=4, latents_mean=[0.0] * 4, latents_std=[1.0] * 4),
-    wav2vec=dict(
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        conv_dim=(16,) * 7,
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2,
-    ),
+    text=TINY_TEXT_ENCODER,
+    image=TINY_IMAGE_ENCODER,
+    vae=TINY_VAE,
+    wav2vec=TINY_WAV2VEC,
 )
 
 

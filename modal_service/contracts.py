@@ -27,6 +27,13 @@ MAX_URL_LENGTH = 4096
 MAX_PROMPT_LENGTH = 2000
 MAX_SPEAKERS = 2
 
+SpeedProfile = Literal["quality", "balanced", "turbo"]
+"""Named speed profiles a job may ask for (defined in ``modal_service.multitalk.acceleration``).
+
+``quality`` is the reference sampler (40 steps, 3 guidance passes, fp32 VAE decode); ``balanced``
+caches transformer steps and decodes in bf16; ``turbo`` samples 4 steps with a fused distillation
+LoRA and one pass per step."""
+
 # Callback secrets follow Standard Webhooks: ``whsec_`` + base64 of at least 24 random bytes.
 CALLBACK_SECRET_PATTERN = r"^whsec_[A-Za-z0-9+/]{32,88}={0,2}$"  # noqa: S105 (a pattern, not a secret)
 
@@ -116,7 +123,7 @@ class GenerationParams(Model):
     prompt: str = Field(default="", max_length=MAX_PROMPT_LENGTH)
     resolution: Literal["480p", "720p"] = "480p"
     max_duration_s: float = Field(default=15.0, gt=0, le=600)
-    turbo: bool = False
+    speed: SpeedProfile = "quality"
     audio_type: Literal["add", "para"] = "add"
     bounding_boxes: list[BoundingBox] | None = Field(default=None, max_length=MAX_SPEAKERS)
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)

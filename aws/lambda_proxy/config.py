@@ -17,6 +17,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from aws.lambda_proxy.exceptions import ConfigurationError
+from modal_service.contracts import SpeedProfile
 
 _S3_PREFIX = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/([A-Za-z0-9!_.*'()/=+,@-]*/)?")
 TENANT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -115,6 +116,8 @@ class Settings(BaseModel):
     max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0, le=200 * 1024**2)
     max_video_length_s: float = Field(default=15.0, gt=0, le=600)
     allowed_models: Annotated[list[str], Field(min_length=1)] = ["multitalk-14b"]
+    default_speed: SpeedProfile = "quality"
+    """The speed profile of jobs that name none (``options.speed``)."""
     job_deadline_s: int = Field(default=3600, ge=60, le=86400)
     """How long a job may run before the reconciler settles it."""
     reconcile_grace_s: int = Field(default=120, ge=0, le=3600)

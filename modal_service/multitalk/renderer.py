@@ -75,7 +75,7 @@ class Renderer:
             text_guidance_scale=p.text_guidance_scale,
             audio_guidance_scale=p.audio_guidance_scale,
         )
-        if spec.turbo and self.has_turbo_lora:
+        if (spec.speed == "turbo") and self.has_turbo_lora:
             settings.update(
                 num_inference_steps=p.turbo_steps_with_lora,
                 shift=p.turbo_shift_with_lora,
@@ -86,7 +86,7 @@ class Renderer:
                 f"turbo: distillation LoRA applied, {p.turbo_steps_with_lora} steps, "
                 "classifier-free guidance off (1 pass per step)"
             )
-        elif spec.turbo:
+        elif spec.speed == "turbo":
             settings.update(num_inference_steps=p.turbo_steps_without_lora, text_guidance_scale=1.0)
             notes.append(
                 f"turbo without a distillation LoRA: {p.turbo_steps_without_lora} steps instead of "
@@ -171,7 +171,7 @@ class Renderer:
                     writer.write(chunk)
                     encode_s += time.perf_counter() - start
 
-                use_lora = spec.turbo and self.has_turbo_lora
+                use_lora = (spec.speed == "turbo") and self.has_turbo_lora
                 if use_lora:
                     self.pipeline.enable_lora()
                 device = self.pipeline._execution_device

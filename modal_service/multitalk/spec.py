@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from modal_service.contracts import SpeedProfile
+
 ProgressCallback = Callable[[str, int, int], None]
 """``(stage, step, total)``; stages: audio, conditioning, denoise, encode."""
 CancelCheck = Callable[[], bool]
@@ -27,7 +29,8 @@ class RenderSpec(BaseModel):
     audio_labels: list[str] | None = None
     """How refusals name each track to the caller (``audio 1 (talk.wav)``)."""
     image_label: str = "the reference image"
-    turbo: bool = False
+    speed: SpeedProfile = "quality"
+    """The speed profile (``acceleration.profiles``): quality, balanced or turbo."""
     audio_type: Literal["add", "para"] = "add"
     bounding_boxes: list[tuple[int, int, int, int]] | None = None
     """Per speaker ``[top, left, bottom, right]`` in source-image pixels (MultiTalk's order)."""

@@ -272,7 +272,7 @@ class _JobRun:
             max_audio_s=self.inputs.max_audio_s,
             audio_labels=[self.inputs.audio_label(index) for index in range(len(audio_paths))],
             image_label=self.inputs.image_label,
-            turbo=params.turbo,
+            speed=params.speed,
             audio_type=params.audio_type,
             bounding_boxes=boxes,
             seed=params.seed,

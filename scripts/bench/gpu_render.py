@@ -242,7 +242,7 @@ def render_clip(
         image_path=image,
         resolution=resolution,
         max_duration_s=seconds,
-        turbo=mode == "turbo",
+        speed="turbo" if mode == "turbo" else "quality",
         seed=1,
     )
     pipeline = renderer.pipeline

@@ -288,7 +288,7 @@ def _prepare(services: Services, submission: Submission) -> JobRecord:
             prompt=request.input.prompt or "",
             resolution=options.resolution,
             max_duration_s=options.video_length,
-            turbo=options.turbo_mode,
+            speed=options.speed_profile(settings.default_speed),
             audio_type=request.input.audio_type,
             bounding_boxes=request.input.bounding_boxes,
             seed=options.seed,

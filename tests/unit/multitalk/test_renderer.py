@@ -124,7 +124,10 @@ def test_cancel_between_steps_leaves_nothing(tiny: Renderer, media: dict, tmp_pa
 
 def test_turbo_without_lora_says_what_it_does(tiny: Renderer, media: dict, tmp_path: Path) -> None:
     spec = RenderSpec(
-        audio_paths=[media["voice"]], image_path=media["portrait"], turbo=True, max_duration_s=1.0
+        audio_paths=[media["voice"]],
+        image_path=media["portrait"],
+        speed="turbo",
+        max_duration_s=1.0,
     )
     outcome = tiny.render(spec, tmp_path / "t.mp4")
     assert outcome.guidance_passes == 2
@@ -222,7 +225,10 @@ def test_turbo_with_a_lora_turns_guidance_off_and_unloads_after(
     base = layer.base_layer(probe)
     torch.testing.assert_close(layer(probe), base)  # loaded but disabled
     spec = RenderSpec(
-        audio_paths=[media["voice"]], image_path=media["portrait"], turbo=True, max_duration_s=1.0
+        audio_paths=[media["voice"]],
+        image_path=media["portrait"],
+        speed="turbo",
+        max_duration_s=1.0,
     )
     outcome = renderer.render(spec, tmp_path / "t.mp4")
     assert outcome.guidance_passes == 1

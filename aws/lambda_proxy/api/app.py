@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
-from aws.lambda_proxy.api.models import Health
+from aws.lambda_proxy.api.models import Health, validation_code
 from aws.lambda_proxy.api.problems import PROBLEM_CONTENT_TYPE, problem_body, problem_response
 from aws.lambda_proxy.api.routes import router
 from aws.lambda_proxy.exceptions import ProxyError
@@ -61,13 +61,12 @@ def _validation_error(error: RequestValidationError) -> Response:
         {"loc": [str(part) for part in item.get("loc", ())], "msg": item.get("msg", "")}
         for item in error.errors()[:MAX_VALIDATION_ERRORS]
     ]
-    body = problem_body(
-        422,
-        "request_invalid",
-        "Request invalid",
-        "the request does not match the schema",
-        errors=errors,
+    code = validation_code(error.errors(), "request_invalid")
+    # A coded refusal (a contradiction between fields) is one sentence the caller can act on.
+    detail = (
+        errors[0]["msg"] if code != "request_invalid" else "the request does not match the schema"
     )
+    body = problem_body(422, code, "Request invalid", detail, errors=errors)
     return Response(status_code=422, content_type=PROBLEM_CONTENT_TYPE, body=json.dumps(body))
 
 

@@ -7,14 +7,31 @@ knows the configuration.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from aws.lambda_proxy.jobs.models import JobStatus, JobView
 from modal_service.contracts import MAX_PROMPT_LENGTH, BoundingBox, SpeedProfile
 
 S3Url = Annotated[str, Field(min_length=8, max_length=1100, pattern=r"^s3://")]
+
+SPEED_CONFLICT = "speed_conflict"
+CODED_VALIDATION_ERRORS = frozenset({SPEED_CONFLICT})
+"""Validation errors with a code of their own: the error's pydantic ``type`` is that code."""
+
+
+def validation_code(errors: Iterable[Mapping[str, Any]], default: str) -> str:
+    """The code of a refusal: a coded error's own code when it is the only kind, else ``default``.
+
+    A body wrong in several ways keeps the generic code; its ``errors`` list says each way.
+    """
+    kinds = {str(error.get("type", "")) for error in errors}
+    if len(kinds) == 1 and kinds <= CODED_VALIDATION_ERRORS:
+        return kinds.pop()
+    return default
 
 
 class _Strict(BaseModel):
@@ -67,11 +84,16 @@ class OutputSpec(_Strict):
 class OptionsSpec(_Strict):
     resolution: Literal["480p", "720p"] = "480p"
     video_length: float = Field(default=15.0, gt=0, le=600, description="Seconds (capped)")
-    turbo_mode: bool = Field(default=False, description="Seed name for speed=turbo")
+    turbo_mode: bool = Field(
+        default=False,
+        description="Seed name for speed=turbo; true with any other speed is refused "
+        "(speed_conflict)",
+    )
     speed: SpeedProfile | None = Field(
         default=None,
         description="Extension: quality (the reference sampler), balanced (cached steps, about "
-        "2x faster) or turbo (4 distilled steps); the deployment's default when omitted",
+        "2x faster) or turbo (4 distilled steps); the deployment's default when omitted. "
+        "GET /jobs/{job_id} shows the profile a job used",
     )
     webhook_url: str | None = Field(default=None, min_length=9, max_length=2048)
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
@@ -81,7 +103,11 @@ class OptionsSpec(_Strict):
     @model_validator(mode="after")
     def _one_speed(self) -> OptionsSpec:
         if self.turbo_mode and self.speed not in (None, "turbo"):
-            raise ValueError(f"turbo_mode is speed=turbo; it contradicts speed={self.speed}")
+            raise PydanticCustomError(
+                SPEED_CONFLICT,
+                "turbo_mode is speed=turbo; it contradicts speed={speed}: give one of them",
+                {"speed": self.speed},
+            )
         return self
 
     def speed_profile(self, default: SpeedProfile) -> SpeedProfile:

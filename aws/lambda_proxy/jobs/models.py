@@ -15,7 +15,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from modal_service.contracts import ErrorCode, GenerationParams, JobResult
+from modal_service.contracts import ErrorCode, GenerationParams, JobResult, SpeedProfile
 
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
@@ -186,6 +186,10 @@ class JobView(BaseModel):
     finished_at: str | None
     deadline: str
     estimated_time: int = Field(description="Estimated seconds from submission to completion")
+    speed: SpeedProfile = Field(
+        description="The speed profile the job renders with: options.speed, speed=turbo for "
+        "turbo_mode, else the deployment's default"
+    )
     output_url: str
     result: JobResult | None = Field(
         default=None,
@@ -208,6 +212,7 @@ class JobView(BaseModel):
             finished_at=job.finished_at,
             deadline=job.deadline,
             estimated_time=job.estimated_time_s,
+            speed=job.params.speed,
             output_url=job.output.url,
             result=job.result,
             error=job.error,

@@ -83,6 +83,7 @@ from modal_service.contracts import (
     GenerationParams,
     JobInputs,
     JobOutput,
+    SpeedProfile,
 )
 
 if TYPE_CHECKING:
@@ -273,6 +274,17 @@ def _prepare(services: Services, submission: Submission) -> JobRecord:
     )
     check_output_free(services.s3, output, overwrite=request.output.overwrite)
 
+    params = GenerationParams(
+        prompt=request.input.prompt or "",
+        resolution=options.resolution,
+        max_duration_s=options.video_length,
+        speed=options.speed_profile(settings.default_speed),
+        audio_type=request.input.audio_type,
+        bounding_boxes=request.input.bounding_boxes,
+        seed=options.seed,
+        sample_steps=options.sample_steps,
+        model=options.model,
+    )
     now = utc_now()
     return JobRecord(
         job_id=job_id,
@@ -284,20 +296,10 @@ def _prepare(services: Services, submission: Submission) -> JobRecord:
         audio_inputs=audio,
         image_input=image,
         output=output,
-        params=GenerationParams(
-            prompt=request.input.prompt or "",
-            resolution=options.resolution,
-            max_duration_s=options.video_length,
-            speed=options.speed_profile(settings.default_speed),
-            audio_type=request.input.audio_type,
-            bounding_boxes=request.input.bounding_boxes,
-            seed=options.seed,
-            sample_steps=options.sample_steps,
-            model=options.model,
-        ),
+        params=params,
         webhook_url=options.webhook_url,
         callback_secret=new_callback_secret(),
-        estimated_time_s=estimate_seconds(request),
+        estimated_time_s=estimate_seconds(params),
         task_token=submission.task_token,
         batch_item=submission.batch_item,
         expires_at=int((now + timedelta(days=settings.job_ttl_days)).timestamp()),
@@ -343,16 +345,50 @@ def _dispatch(services: Services, job: JobRecord) -> str:
     return services.modal.create_job(request).call_id
 
 
-def estimate_seconds(request: GenerateVideoRequest) -> int:
-    """A rough wall-clock estimate: container start + render time per second of video.
+# Render-time figures for the 14B preset, derived, NOT measured on a GPU (none was lent to this
+# work). The Lambda cannot import torch, so modal_service/multitalk/flops.py is not imported
+# here: its counts are copied. One transformer forward over an 81-frame clip costs 1,825.1 TFLOP
+# at 480p (480x832, scripts/bench/results/flops.json) and 6,860.0 TFLOP at 720p (counted with
+# flops.forward_flops(height=960, width=960) for this estimate; every 720p bucket holds about
+# 960^2 pixels, and attention makes 2.3x the pixels cost 3.8x). A clip
+# adds 56 new frames (25 of its 81 overlap the previous clip): 2.24 s of video at 25 fps.
+# Assumed throughput: 40 % MFU of 989 TFLOP/s dense bf16 (one H100/H200) = 395.6 TFLOP/s, so
+# one forward pass per second of video takes
+#   480p: 1,825.1 / 395.6 / 2.24 = 2.06 s        720p: 6,860.0 / 395.6 / 2.24 = 7.74 s
+# and a profile multiplies that by its passes (steps x passes per step):
+#   quality  40 x 3   = 120 passes: 480p 247 s, 720p 929 s per second of video
+#   balanced 40 x 1.5 =  60 (step caching skips about half the passes): 124 s, 465 s
+#   turbo     4 x 1   =   4 (a distillation LoRA): 8.2 s, 31 s
+# (turbo on a deployment without the LoRA runs 10 x 2 = 20 passes, 5x this estimate).
+# Left out: the VAE, the text/image/audio encoders and MP4 encoding; small next to 120 passes,
+# not next to 4, so turbo's figure is the least complete.
+_FORWARD_TFLOP_PER_CLIP = {"480p": 1825.1, "720p": 6860.0}
+_SUSTAINED_TFLOP_PER_S = 0.40 * 989.0
+_VIDEO_S_PER_CLIP = 56 / 25
+_FORWARD_S_PER_VIDEO_S = {
+    resolution: tflop / _SUSTAINED_TFLOP_PER_S / _VIDEO_S_PER_CLIP
+    for resolution, tflop in _FORWARD_TFLOP_PER_CLIP.items()
+}
+_PROFILE_PASSES: dict[SpeedProfile, tuple[int, float]] = {
+    # profile: (sampling steps, transformer passes per step)
+    "quality": (40, 3.0),
+    "balanced": (40, 1.5),
+    "turbo": (4, 1.0),
+}
+_START_S = 90
+"""Container start and loading the weights from the Volume (an allowance, not measured)."""
 
-    Figures are for the 14B model on one H100 (about 30 s of compute per second of 480p video,
-    70 s at 720p, halved by turbo mode); ``tiny`` renders in seconds on a CPU.
+
+def estimate_seconds(params: GenerationParams) -> int:
+    """Wall-clock seconds from dispatch to the video: start-up plus the transformer's compute for
+    ``max_duration_s`` of video in the job's profile (``sample_steps`` replaces its steps).
+
+    ``tiny`` renders in seconds on a CPU.
     """
-    options = request.options
-    if options.model == "tiny":
-        return 10 + math.ceil(options.video_length)
-    per_second = 30.0 if options.resolution == "480p" else 70.0
-    if options.turbo_mode:
-        per_second /= 2
-    return int(90 + per_second * options.video_length)
+    if params.model == "tiny":
+        return 10 + math.ceil(params.max_duration_s)
+    steps, passes_per_step = _PROFILE_PASSES[params.speed]
+    if params.sample_steps is not None:
+        steps = params.sample_steps
+    per_video_s = _FORWARD_S_PER_VIDEO_S[params.resolution] * steps * passes_per_step
+    return _START_S + math.ceil(per_video_s * params.max_duration_s)

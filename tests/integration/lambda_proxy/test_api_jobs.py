@@ -40,9 +40,20 @@ def test_get_job_shows_status_and_never_secrets(proxy: Proxy) -> None:
     assert view["job_id"] == job_id
     assert view["status"] == "queued"
     assert view["progress"]["percent"] == 0
+    assert view["speed"] == proxy.services.settings.default_speed
     for secret_field in ("callback_secret", "task_token", "call_id"):
         assert secret_field not in answer.body
     assert "whsec_" not in answer.body
+
+
+def test_get_and_list_show_the_speed_profile_a_job_renders_with(proxy: Proxy) -> None:
+    balanced = proxy.submit("globex", options={"speed": "balanced"})
+    turbo = proxy.submit("globex", options={"turbo_mode": True})
+    token = proxy.token("globex", scopes=("videos:read",))
+    for job_id, speed in ((balanced, "balanced"), (turbo, "turbo")):
+        assert proxy.invoke("GET", f"/jobs/{job_id}", token=token).json()["speed"] == speed
+    listed = proxy.invoke("GET", "/jobs", token=token, query={"limit": "2"}).json()["jobs"]
+    assert {job["job_id"]: job["speed"] for job in listed} == {turbo: "turbo", balanced: "balanced"}
 
 
 def test_list_is_tenant_scoped_and_paginated(proxy: Proxy) -> None:
@@ -146,6 +157,18 @@ def test_openapi_documents_bearer_auth_and_the_request_schema(proxy: Proxy) -> N
     assert post["security"] == [{"bearer": []}]
     schema_ref = post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     assert schema_ref.endswith("/GenerateVideoRequest")
+
+
+def test_openapi_documents_the_speed_profiles(proxy: Proxy) -> None:
+    schemas = proxy.invoke("GET", "/openapi.json").json()["components"]["schemas"]
+    speed = schemas["OptionsSpec"]["properties"]["speed"]
+    enum = next(option["enum"] for option in speed["anyOf"] if "enum" in option)
+    assert enum == ["quality", "balanced", "turbo"]
+    assert "deployment's default" in speed["description"]
+    assert "speed=turbo" in schemas["OptionsSpec"]["properties"]["turbo_mode"]["description"]
+    shown = schemas["JobView"]["properties"]["speed"]
+    assert shown["enum"] == enum
+    assert "speed" in schemas["JobView"]["required"]
 
 
 def test_openapi_lists_every_input_code_and_the_result_notes(proxy: Proxy) -> None:

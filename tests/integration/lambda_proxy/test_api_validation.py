@@ -57,6 +57,9 @@ MALFORMED: dict[str, Mutation] = {
     "negative length": _set("options.video_length", -1),
     "length beyond the model's cap": _set("options.video_length", 601),
     "turbo not a bool": _set("options.turbo_mode", "yes please"),
+    "unknown speed": _set("options.speed", "ludicrous"),
+    "speed in capitals": _set("options.speed", "Turbo"),
+    "speed not a string": _set("options.speed", 2),
     "seed too large": _set("options.seed", 2**40),
     "sample steps zero": _set("options.sample_steps", 0),
     "unknown model": _set("options.model", "sora"),
@@ -281,6 +284,57 @@ def test_two_speakers_and_extensions_are_accepted(proxy: Proxy) -> None:
     assert len(job.audio_inputs) == 2
     assert job.params.audio_type == "para"
     assert job.params.seed == 7
+
+
+@pytest.mark.parametrize("speed", ["quality", "balanced"])
+def test_turbo_mode_contradicting_speed_is_a_coded_422(proxy: Proxy, speed: str) -> None:
+    body = proxy.body(options={"turbo_mode": True, "speed": speed})
+    before = _job_count(proxy)
+    answer = proxy.invoke("POST", "/generate-video", token=proxy.token(), body=body)
+
+    assert answer.status == 422, answer.body
+    problem = answer.json()
+    assert problem["code"] == "speed_conflict"
+    assert problem["detail"] == (
+        f"turbo_mode is speed=turbo; it contradicts speed={speed}: give one of them"
+    )
+    assert problem["errors"] == [{"loc": ["body", "options"], "msg": problem["detail"]}]
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert _job_count(proxy) == before
+
+
+def test_a_conflict_among_other_errors_keeps_the_generic_code(proxy: Proxy) -> None:
+    body = proxy.body(options={"turbo_mode": True, "speed": "quality"})
+    body["input"]["prompt"] = "x" * 2001
+    answer = proxy.invoke("POST", "/generate-video", token=proxy.token(), body=body)
+    assert answer.status == 422
+    assert answer.json()["code"] == "request_invalid"
+
+
+@pytest.mark.parametrize(
+    ("options", "default", "profile"),
+    [
+        ({"speed": "balanced"}, "quality", "balanced"),
+        ({"turbo_mode": True}, "quality", "turbo"),
+        ({"turbo_mode": True, "speed": "turbo"}, "quality", "turbo"),
+        ({}, "quality", "quality"),
+        ({}, "balanced", "balanced"),
+    ],
+)
+def test_the_job_renders_with_the_speed_asked_else_the_deployment_default(
+    proxy: Proxy, options: dict[str, Any], default: str, profile: str
+) -> None:
+    original = proxy.services.settings
+    proxy.services.settings = original.model_copy(update={"default_speed": default})
+    try:
+        answer = proxy.invoke(
+            "POST", "/generate-video", token=proxy.token(), body=proxy.body(options=options)
+        )
+    finally:
+        proxy.services.settings = original
+    assert answer.status == 202, answer.body
+    job = proxy.services.jobs.get(answer.json()["job_id"])
+    assert job.params.speed == profile  # the params the internal API was sent
 
 
 def test_model_outside_the_allow_list_is_refused(proxy: Proxy) -> None:

@@ -9,12 +9,12 @@ import time
 import pytest
 from pydantic import ValidationError
 
-from aws.lambda_proxy.api.models import GenerateVideoRequest
+from aws.lambda_proxy.api.models import GenerateVideoRequest, OptionsSpec
 from aws.lambda_proxy.config import ENV_VARS, Settings
 from aws.lambda_proxy.exceptions import ConfigurationError
 from aws.lambda_proxy.jobs.models import new_job_id
 from aws.lambda_proxy.jobs.submit import estimate_seconds
-from modal_service.contracts import JOB_ID_PATTERN
+from modal_service.contracts import JOB_ID_PATTERN, GenerationParams, SpeedProfile
 
 REQUIRED = {
     "JOBS_TABLE_NAME": "jobs",
@@ -37,6 +37,11 @@ def test_settings_from_a_minimal_environment() -> None:
     assert settings.tenants_config["acme"].write == ["s3://data/out/"]
 
 
+def test_default_speed_is_quality_unless_the_deployment_says_otherwise() -> None:
+    assert Settings.from_env(REQUIRED).default_speed == "quality"
+    assert Settings.from_env({**REQUIRED, "DEFAULT_SPEED": "balanced"}).default_speed == "balanced"
+
+
 def test_every_setting_has_an_upper_case_variable() -> None:
     assert ENV_VARS["jobs_table_name"] == "JOBS_TABLE_NAME"
     assert all(name.upper() == var for name, var in ENV_VARS.items())
@@ -55,6 +60,7 @@ def test_every_setting_has_an_upper_case_variable() -> None:
             )
         },
         {"JWKS_REFETCH_COOLDOWN_S": "0"},
+        {"DEFAULT_SPEED": "ludicrous"},
     ],
 )
 def test_invalid_configuration_is_refused(change: dict[str, str | None]) -> None:
@@ -94,14 +100,64 @@ def test_bounding_boxes_need_one_per_speaker_and_a_positive_area() -> None:
         GenerateVideoRequest.model_validate(body)
 
 
+@pytest.mark.parametrize(
+    ("options", "default", "profile"),
+    [
+        ({}, "quality", "quality"),
+        ({}, "balanced", "balanced"),
+        ({"speed": "balanced"}, "quality", "balanced"),
+        ({"turbo_mode": True}, "quality", "turbo"),
+        ({"turbo_mode": True, "speed": "turbo"}, "balanced", "turbo"),
+        ({"turbo_mode": False, "speed": "quality"}, "turbo", "quality"),
+    ],
+)
+def test_speed_profile_is_speed_else_turbo_mode_else_the_default(
+    options: dict[str, object], default: SpeedProfile, profile: SpeedProfile
+) -> None:
+    assert OptionsSpec.model_validate(options).speed_profile(default) == profile
+
+
+@pytest.mark.parametrize("speed", ["quality", "balanced"])
+def test_turbo_mode_contradicting_speed_is_a_coded_error(speed: str) -> None:
+    with pytest.raises(ValidationError) as error:
+        OptionsSpec.model_validate({"turbo_mode": True, "speed": speed})
+    (only,) = error.value.errors()
+    assert only["type"] == "speed_conflict"
+    assert f"contradicts speed={speed}" in only["msg"]
+
+
+def _estimate(**params: object) -> int:
+    return estimate_seconds(GenerationParams.model_validate(params))
+
+
 def test_estimates_grow_with_length_and_resolution() -> None:
-    short = estimate_seconds(GenerateVideoRequest.model_validate(minimal(video_length=5)))
-    long = estimate_seconds(GenerateVideoRequest.model_validate(minimal(video_length=15)))
-    hd = estimate_seconds(
-        GenerateVideoRequest.model_validate(minimal(video_length=15, resolution="720p"))
-    )
-    turbo = estimate_seconds(
-        GenerateVideoRequest.model_validate(minimal(video_length=15, turbo_mode=True))
-    )
-    assert short < long < hd
-    assert turbo < long
+    assert _estimate(max_duration_s=5) < _estimate(max_duration_s=15)
+    for speed in ("quality", "balanced", "turbo"):
+        assert _estimate(speed=speed, resolution="480p") < _estimate(speed=speed, resolution="720p")
+
+
+@pytest.mark.parametrize("resolution", ["480p", "720p"])
+def test_estimates_order_the_profiles(resolution: str) -> None:
+    seconds = {
+        speed: _estimate(speed=speed, resolution=resolution, max_duration_s=15)
+        for speed in ("quality", "balanced", "turbo")
+    }
+    assert seconds["turbo"] < seconds["balanced"] < seconds["quality"]
+
+
+def test_estimates_follow_the_flop_arithmetic() -> None:
+    # 15 s of 480p: 120 passes x 1,825.1 TFLOP / (0.4 x 989 TFLOP/s) / 2.24 s per clip = 247 s
+    # of compute per second of video, plus the 90 s start-up allowance.
+    assert _estimate(max_duration_s=15) == 90 + 3708
+    # turbo's 4 passes are 1/30 of quality's 120
+    assert _estimate(max_duration_s=15, speed="turbo") == 90 + 124
+
+
+def test_sample_steps_replace_the_profiles_steps() -> None:
+    assert _estimate(speed="quality", sample_steps=4) < _estimate(speed="quality")
+    assert _estimate(speed="turbo", sample_steps=8) > _estimate(speed="turbo")
+
+
+def test_tiny_estimates_stay_seconds() -> None:
+    for speed in ("quality", "turbo"):
+        assert _estimate(model="tiny", speed=speed, resolution="720p", max_duration_s=5) == 15

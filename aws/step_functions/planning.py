@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
+from aws.lambda_proxy.api.models import validation_code
 from aws.lambda_proxy.exceptions import ProxyError
 from aws.lambda_proxy.storage.s3_url import parse_s3_url
 from aws.step_functions.exceptions import BatchError
@@ -68,8 +69,10 @@ def plan_batch(
     try:
         request = BatchRequest.model_validate(raw_request)
     except ValidationError as exc:
+        # The API's code for the same contradiction (speed_conflict), else the batch's own.
         raise BatchError(
-            f"the batch input is invalid: {exc}", code="batch_request_invalid"
+            f"the batch input is invalid: {exc}",
+            code=validation_code(exc.errors(), "batch_request_invalid"),
         ) from None
     locations = services.tenant(request.tenant_id)
     if locations is None:

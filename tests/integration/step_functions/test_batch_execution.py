@@ -245,3 +245,51 @@ def test_a_tenant_cannot_batch_another_tenants_prefix(world: BatchWorld) -> None
 
     assert finished["status"] == "FAILED"
     assert finished["error"] == "s3_location_forbidden"
+
+
+def test_a_batch_chooses_the_speed_profile_of_its_items(world: BatchWorld) -> None:
+    run = uuid.uuid4().hex[:8]
+    inputs = f"tenants/acme/inputs/speed-{run}/"
+    for name in ("fast", "faster"):
+        put(world.stack, f"{inputs}{name}.wav", "audio/wav")
+        put(world.stack, f"{inputs}{name}.png", "image/png", b"\x89PNG\r\n\x1a\n-" + name.encode())
+    sent: list[CreateJobRequest] = []
+
+    def act(job_request: CreateJobRequest) -> None:
+        sent.append(job_request)
+        world.worker.succeed(job_request).raise_for_status()
+
+    request = {
+        "tenant_id": "acme",
+        "source": {"prefix": f"s3://{world.stack.buckets['data']}/{inputs}"},
+        "output": {
+            "s3_bucket": world.stack.buckets["data"],
+            "s3_prefix": f"tenants/acme/outputs/speed-{run}/",
+        },
+        "options": {"model": "tiny", "video_length": 5, "speed": "balanced"},
+    }
+    finished = _run(world, state_machine(world.stack, world.queue.queue_url), request, act)
+
+    assert finished["status"] == "SUCCEEDED", _failure_events(world, finished["executionArn"])
+    assert json.loads(finished["output"])["succeeded"] == 2
+    assert len(sent) == 2
+    assert {job.params.speed for job in sent} == {"balanced"}
+
+
+def test_a_batch_whose_turbo_mode_contradicts_its_speed_is_refused(world: BatchWorld) -> None:
+    bucket = world.stack.buckets["data"]
+    before = len(world.runner.requests)
+    request = {
+        "tenant_id": "acme",
+        "source": {"prefix": f"s3://{bucket}/tenants/acme/inputs/"},
+        "output": {"s3_bucket": bucket, "s3_prefix": "tenants/acme/outputs/"},
+        "options": {"turbo_mode": True, "speed": "quality"},
+    }
+    finished = _run(
+        world, state_machine(world.stack, world.queue.queue_url), request, lambda _: None
+    )
+
+    assert finished["status"] == "FAILED"
+    assert finished["error"] == "speed_conflict"
+    assert "contradicts speed=quality" in json.loads(finished["cause"])["message"]
+    assert len(world.runner.requests) == before

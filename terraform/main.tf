@@ -39,5 +39,6 @@ module "core" {
   modal_api_url = var.modal_api_url
   api_endpoint  = aws_apigatewayv2_api.this.api_endpoint
   limits        = var.limits
+  default_speed = var.default_speed
   log_level     = var.log_level
 }

@@ -223,6 +223,17 @@ variable "lambda_reserved_concurrency" {
   }
 }
 
+variable "default_speed" {
+  description = "Speed profile of jobs that name none (options.speed): quality (the reference sampler), balanced (cached steps, bf16 VAE decode; about 2x faster) or turbo (4 distilled steps; needs the distillation LoRA on the Volume, else 10 steps)."
+  type        = string
+  default     = "quality"
+
+  validation {
+    condition     = contains(["quality", "balanced", "turbo"], var.default_speed)
+    error_message = "default_speed must be quality, balanced or turbo."
+  }
+}
+
 variable "log_level" {
   description = "Log level of the Lambda functions."
   type        = string

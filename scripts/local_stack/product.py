@@ -46,6 +46,8 @@ PARTS = ("internal-api", "gateway", "batch-events")
 BATCH_ROLE_ARN = "arn:aws:iam::123456789012:role/multitalk-local-batch"
 BATCH_RESULTS_PREFIX = "batch-results/"
 BATCH_HANDLER = "aws.step_functions.handlers.batch_submit.handler"
+DEFAULT_SPEED = "quality"
+"""Terraform's ``default_speed`` default (tests/terraform/test_local_parity.py holds them equal)."""
 
 
 class ProductInfo(BaseModel):
@@ -89,6 +91,7 @@ def lambda_environment(
         "CALLBACK_BASE_URL": api_url,
         # The local stack renders with the tiny preset; a deployment allows only the 14B model.
         "ALLOWED_MODELS": "tiny,multitalk-14b",
+        "DEFAULT_SPEED": DEFAULT_SPEED,
         "POWERTOOLS_SERVICE_NAME": "multitalk-local",
         "POWERTOOLS_METRICS_NAMESPACE": "MultiTalkLocal",
         "POWERTOOLS_TRACE_DISABLED": "true",

@@ -113,6 +113,34 @@ run "default_deployment" {
     condition     = aws_lambda_function.this["api"].environment[0].variables.CALLBACK_BASE_URL == "https://abc123.execute-api.eu-west-1.amazonaws.com"
     error_message = "the functions know the API's public URL for callbacks"
   }
+
+  assert {
+    condition     = aws_lambda_function.this["api"].environment[0].variables.DEFAULT_SPEED == "quality" && aws_lambda_function.this["batch_submit"].environment[0].variables.DEFAULT_SPEED == "quality"
+    error_message = "jobs that name no speed profile get the reference sampler by default"
+  }
+}
+
+run "default_speed_reaches_the_functions" {
+  command = plan
+
+  variables {
+    default_speed = "balanced"
+  }
+
+  assert {
+    condition     = aws_lambda_function.this["api"].environment[0].variables.DEFAULT_SPEED == "balanced"
+    error_message = "default_speed is passed to the functions as DEFAULT_SPEED"
+  }
+}
+
+run "rejects_unknown_default_speed" {
+  command = plan
+
+  variables {
+    default_speed = "ludicrous"
+  }
+
+  expect_failures = [var.default_speed]
 }
 
 run "existing_bucket_and_key" {

@@ -1,5 +1,5 @@
 """The local stack is built the way the Terraform module builds AWS, where the two could drift:
-the jobs table's indexes and the API stage's throttling."""
+the jobs table's indexes, the API stage's throttling and the default speed profile."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from typing import Any
 from aws.lambda_proxy.config import Settings
 from scripts.local_stack.config import RESOURCES_FILE
 from scripts.local_stack.gateway import ThrottlingSettings
+from scripts.local_stack.product import DEFAULT_SPEED
 from scripts.terraform.hcl_structure import parse_file
-from tests.terraform.tooling import TERRAFORM_DIR
+from tests.terraform.tooling import CORE_DIR, TERRAFORM_DIR
 
 
 def test_jobs_table_indexes_match_the_local_stack(core_plan_outputs: dict[str, Any]) -> None:
@@ -64,3 +65,13 @@ def test_local_gateway_throttles_with_the_stage_defaults() -> None:
     }
     stage_tf = (TERRAFORM_DIR / "apigateway.tf").read_text()
     assert 'route_key              = "POST /callbacks/{job_id}"' in stage_tf
+
+
+def test_local_lambdas_get_the_default_speed_terraform_sets() -> None:
+    for module in (TERRAFORM_DIR, CORE_DIR):
+        (variable,) = [
+            block
+            for block in parse_file(module / "variables.tf").blocks
+            if block.labels == ["default_speed"]
+        ]
+        assert variable.attributes["default"].expression == f'"{DEFAULT_SPEED}"', module

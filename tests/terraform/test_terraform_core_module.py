@@ -63,3 +63,4 @@ def test_lambda_environment_parses_as_the_proxy_settings(core_plan_outputs: dict
         assert settings.tenants_config["globex"].write == ["s3://globex-media/out/"]
         assert settings.callback_base_url == "https://abc123.execute-api.eu-west-1.amazonaws.com"
         assert settings.modal_proxy_token_secret_arn is not None
+        assert settings.default_speed == "balanced"

@@ -192,6 +192,7 @@ locals {
     MAX_IMAGE_BYTES              = tostring(var.limits.max_image_bytes)
     MAX_VIDEO_LENGTH_S           = tostring(var.limits.max_video_length_s)
     JOB_DEADLINE_S               = tostring(var.limits.job_deadline_s)
+    DEFAULT_SPEED                = var.default_speed
     POWERTOOLS_LOG_LEVEL         = var.log_level
     # Must match aws/lambda_proxy/observability.py: the failed-jobs alarm reads these metrics.
     POWERTOOLS_SERVICE_NAME      = local.metrics.service

@@ -225,6 +225,38 @@ run "lambda_environment_names" {
   }
 }
 
+run "default_speed_reaches_the_submitting_functions" {
+  command = plan
+
+  assert {
+    condition     = output.lambda_environment.api.DEFAULT_SPEED == "quality" && output.lambda_environment.batch_submit.DEFAULT_SPEED == "quality"
+    error_message = "jobs that name no speed render with the reference sampler unless the deployment says otherwise"
+  }
+}
+
+run "default_speed_is_the_deployments_choice" {
+  command = plan
+
+  variables {
+    default_speed = "turbo"
+  }
+
+  assert {
+    condition     = output.lambda_environment.api.DEFAULT_SPEED == "turbo" && output.lambda_environment.batch_submit.DEFAULT_SPEED == "turbo"
+    error_message = "default_speed becomes DEFAULT_SPEED of the api and batch_submit functions"
+  }
+}
+
+run "rejects_unknown_default_speed" {
+  command = plan
+
+  variables {
+    default_speed = "fast"
+  }
+
+  expect_failures = [var.default_speed]
+}
+
 run "rejects_bad_tenant_location" {
   command = plan
 

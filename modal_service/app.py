@@ -66,6 +66,13 @@ SERVICE_PACKAGES = _service_packages()
 
 WEIGHTS_DIR = "/weights"
 
+# Each job's estimated cost prices its GPU-seconds at `MULTITALK_GPU_HOUR_USD`, read at deploy
+# time (a typo fails the deploy, not every container start) and passed into the GPU image; unset,
+# the worker's default applies (`WorkerSettings.gpu_hour_usd`).
+
+_GPU_HOUR_USD = os.environ.get("MULTITALK_GPU_HOUR_USD", "").strip()
+GPU_PRICE = {"MULTITALK_GPU_HOUR_USD": str(float(_GPU_HOUR_USD))} if _GPU_HOUR_USD else {}
+
 api_image = (
     modal.Image.debian_slim(python_version=PYTHON_VERSION)
     .uv_pip_install(*API_PACKAGES)
@@ -83,6 +90,7 @@ gpu_image = (
             "MULTITALK_WEIGHTS_DIR": WEIGHTS_DIR,
             "HF_HUB_CACHE": f"{WEIGHTS_DIR}/hf-cache",
             "HF_HUB_OFFLINE": "1",  # weights come from the Volume, never from the hub at runtime
+            **GPU_PRICE,
         }
     )
     .add_local_python_source("modal_service")

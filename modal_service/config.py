@@ -92,6 +92,9 @@ class WorkerSettings(_EnvSettings):
     )
     """The same for a cancelled job: the cancel came from the AWS side, which has settled the job
     already, so a GPU is not held for long to tell it."""
+    gpu_hour_usd: float = Field(default=4.0, ge=0, le=1000, alias="MULTITALK_GPU_HOUR_USD")
+    """The price of one GPU for one hour, for each job's ``estimated_cost_usd``. An assumption:
+    4.0 is about an H100/H200-class GPU on Modal's list prices; set the deployment's own rate."""
 
     @property
     def allow_loopback_http(self) -> bool:

@@ -198,6 +198,23 @@ class CreateJobResponse(Model):
     call_id: str = Field(min_length=1, max_length=128)
 
 
+class GpuUsage(Model):
+    """What the GPUs did during the render stage, read through NVML about once a second."""
+
+    device_name: str = Field(max_length=128, description="The GPU model as NVML names it")
+    device_count: int = Field(ge=1, le=64, description="GPUs visible to the worker")
+    samples: int = Field(ge=1, description="Sampling rounds, about one a second, each of every GPU")
+    utilization_mean_pct: float = Field(
+        ge=0, le=100, description="Mean share of time a kernel was running, over all readings"
+    )
+    utilization_p10_pct: float = Field(
+        ge=0, le=100, description="The lowest decile: 90 % of readings were at or above it"
+    )
+    memory_peak_gb: float = Field(
+        ge=0, description="Most memory in use on any one GPU, in GB (10^9 bytes)"
+    )
+
+
 class JobResult(Model):
     """What a finished render produced (also the ``job.succeeded`` callback data)."""
 
@@ -219,6 +236,29 @@ class JobResult(Model):
         default_factory=list,
         max_length=10,
         description="What the render changed from what was asked (a cut, a turbo fallback)",
+    )
+    # Absent (null) in results of workers that predate them; a current worker always sets
+    # render_device, gpu_seconds and estimated_cost_usd unless NVML failed on a GPU container.
+    gpu: GpuUsage | None = Field(
+        default=None,
+        description="GPU utilisation and memory during the render stage; null on a CPU render "
+        "or where NVML could not be read",
+    )
+    render_device: str | None = Field(
+        default=None,
+        max_length=128,
+        description="What rendered: the GPU model, or `cpu` for a render without a GPU",
+    )
+    gpu_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        description="Render wall time (`timings_s.render_s`) times the GPUs the worker held; "
+        "0 on a CPU render",
+    )
+    estimated_cost_usd: float | None = Field(
+        default=None,
+        ge=0,
+        description="gpu_seconds at the deployment's GPU-hour price: an estimate, not a bill",
     )
 
 

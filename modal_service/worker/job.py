@@ -23,6 +23,7 @@ from modal_service.contracts import (
     CallState,
     CreateJobRequest,
     ErrorCode,
+    GpuUsage,
     JobError,
     JobFailed,
     JobInputs,
@@ -41,6 +42,7 @@ from modal_service.worker.callbacks import (
 )
 from modal_service.worker.control import JobControl
 from modal_service.worker.errors import UrlExpiredError, WorkerError
+from modal_service.worker.gpu_usage import GpuReader, GpuSampler, account, nvml_reader
 from modal_service.worker.outcome import JobOutcome
 from modal_service.worker.progress import ProgressReporter
 from modal_service.worker.renderers import Renderer
@@ -177,7 +179,16 @@ class _JobRun:
         audio_paths = [fetched[f"audio{index}"] for index in range(len(self.inputs.audio_urls))]
         image_path = fetched["image"]
 
-        video_path, render = self._render(audio_paths, image_path, workdir / "output.mp4", reporter)
+        reader = nvml_reader()
+        video_path, render, gpu = self._render(
+            audio_paths, image_path, workdir / "output.mp4", reporter, reader
+        )
+        held = account(
+            reader,
+            self.timings["render_s"],
+            gpu_hour_usd=self.settings.gpu_hour_usd,
+            gpu_container=self.settings.mode == "modal",
+        )
 
         # 2c. Output, through the PUT URL (refreshed once if it expired), verified.
         digest = digest_file(video_path)
@@ -222,6 +233,10 @@ class _JobRun:
             timings_s={**render_timings, **self.timings},
             audio_durations_s=[float(seconds) for seconds in render.audio_durations_s],
             notes=[str(note) for note in render.notes],
+            gpu=gpu,
+            render_device=held.render_device,
+            gpu_seconds=held.gpu_seconds,
+            estimated_cost_usd=held.estimated_cost_usd,
         )
 
     def _download_inputs(
@@ -253,8 +268,13 @@ class _JobRun:
         reporter.update("downloading", len(wanted), len(wanted))
 
     def _render(
-        self, audio_paths: list[Path], image_path: Path, out_path: Path, reporter: ProgressReporter
-    ) -> tuple[Path, Any]:
+        self,
+        audio_paths: list[Path],
+        image_path: Path,
+        out_path: Path,
+        reporter: ProgressReporter,
+        gpu_reader: GpuReader | None,
+    ) -> tuple[Path, Any, GpuUsage | None]:
         # Imported here: the model stack (torch) loads only in processes that render.
         from modal_service.multitalk import RenderCancelled, RenderError, RenderSpec
         from modal_service.multitalk.inputs import prepare_inputs
@@ -290,13 +310,17 @@ class _JobRun:
             reporter.update("loading_model", 0, 1)  # instant on Modal (loaded at container start)
             renderer = self.renderers(params.model)
             self.timings["model_load_s"] = time.monotonic() - mark
-            render = renderer.render(
-                spec,
-                out_path,
-                progress=reporter.update,
-                should_cancel=self.control.should_stop,
-                inputs=inputs,
-            )
+            # The GPUs are watched for exactly the render: the stages before it leave them idle.
+            mark = time.monotonic()
+            with GpuSampler(gpu_reader) as sampler:
+                render = renderer.render(
+                    spec,
+                    out_path,
+                    progress=reporter.update,
+                    should_cancel=self.control.should_stop,
+                    inputs=inputs,
+                )
+            self.timings["render_s"] = time.monotonic() - mark
         except RenderCancelled as cancelled:
             self.control.check()  # names the reason: cancelled or deadline
             raise WorkerError(
@@ -305,7 +329,7 @@ class _JobRun:
         except RenderError as error:
             raise _render_failure(error) from error
         self.control.check()
-        return Path(render.video_path), render
+        return Path(render.video_path), render, sampler.summary()
 
     # --- 3. Expired URLs: one signed refresh request, then the same step again -------------
 

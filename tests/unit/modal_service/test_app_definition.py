@@ -8,6 +8,7 @@ pyproject.toml), which is the only way to check them without deploying.
 from __future__ import annotations
 
 import importlib
+import shlex
 import subprocess
 import sys
 import tomllib
@@ -91,6 +92,29 @@ def test_gpu_list_and_limits_come_from_the_environment(tmp_path: Path) -> None:
     assert out == "['H200', 'H100'] 2 90 multitalk-video-staging"
 
 
+def test_the_gpu_hour_price_set_at_deploy_time_reaches_the_gpu_image(
+    app_module: Any, tmp_path: Path
+) -> None:
+    probe = (
+        "import modal_service.app as a;"
+        "from tests.unit.modal_service.test_app_definition import _dockerfile;"
+        "print([c for c in _dockerfile(a.gpu_image) if 'GPU_HOUR' in c])"
+    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MULTITALK_GPU_HOUR_USD": "2.5"}
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        check=True,
+        cwd=REPO_ROOT,
+        env=env,
+        timeout=120,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    assert out == "['ENV MULTITALK_GPU_HOUR_USD=2.5']"
+    # Unset at deploy time, the image names no price and the worker's default applies.
+    assert "GPU_HOUR" not in "\n".join(_dockerfile(app_module.gpu_image))
+
+
 def test_web_endpoint_demands_proxy_auth(app_module: Any) -> None:
     api = _definition(app_module.api)
     assert api["webhook_config"].requires_proxy_auth is True
@@ -113,7 +137,7 @@ def test_images_run_python_312_with_cuda_torch_and_no_aws_sdk(app_module: Any) -
     assert "FROM python:3.12" in gpu
     assert "--index-url https://download.pytorch.org/whl/cu128 torch==2.13.0" in gpu
     for requirement in service_packages:
-        assert f"'{requirement}'" in gpu
+        assert f" {shlex.quote(requirement)}" in gpu  # quoted as a shell would need it
     for image in (app_module.gpu_image, app_module.api_image, app_module.download_image):
         commands = "\n".join(_dockerfile(image)).lower()
         assert "boto" not in commands

@@ -63,3 +63,7 @@ def test_settings_read_their_variables_and_validate_them() -> None:
         ServiceSettings.from_env({"MODAL_SERVICE_MODE": "cloud"})
     with pytest.raises(ValueError, match="MULTITALK_TRANSFER_ATTEMPTS"):
         WorkerSettings.from_env({"MULTITALK_TRANSFER_ATTEMPTS": "0"})
+    assert worker.gpu_hour_usd == 4.0  # the documented assumption, an H100/H200-class GPU
+    assert WorkerSettings.from_env({"MULTITALK_GPU_HOUR_USD": "2.5"}).gpu_hour_usd == 2.5
+    with pytest.raises(ValueError, match="MULTITALK_GPU_HOUR_USD"):
+        WorkerSettings.from_env({"MULTITALK_GPU_HOUR_USD": "-1"})

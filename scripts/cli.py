@@ -19,6 +19,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from modal_service.contracts import SpeedProfile
+
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 local_app = typer.Typer(help="The local development stack.", no_args_is_help=True)
 batch_app = typer.Typer(help="Batches: a whole S3 prefix or manifest.", no_args_is_help=True)
@@ -96,7 +98,14 @@ def submit(
     prompt: Annotated[str | None, typer.Option()] = None,
     resolution: Annotated[str, typer.Option(help="480p or 720p")] = "480p",
     length: Annotated[float, typer.Option(help="Maximum video length in seconds")] = 15.0,
-    turbo: Annotated[bool, typer.Option(help="Fewer steps, no CFG")] = False,
+    speed: Annotated[
+        SpeedProfile | None,
+        typer.Option(
+            help="Speed profile: quality (the reference sampler), balanced (cached steps) or "
+            "turbo (4 distilled steps); the deployment's default when omitted",
+            show_default=False,
+        ),
+    ] = None,
     audio_type: Annotated[str, typer.Option(help="Two speakers: add or para")] = "add",
     seed: Annotated[int | None, typer.Option()] = None,
     steps: Annotated[int | None, typer.Option(help="Sampling steps")] = None,
@@ -124,8 +133,8 @@ def submit(
         "options": {
             "resolution": resolution,
             "video_length": length,
-            "turbo_mode": turbo,
             "model": model,
+            **({"speed": speed} if speed is not None else {}),
             **({"seed": seed} if seed is not None else {}),
             **({"sample_steps": steps} if steps is not None else {}),
             **({"webhook_url": webhook_url} if webhook_url else {}),

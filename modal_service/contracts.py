@@ -16,7 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 CONTRACT_VERSION = "2026-12-02"
 
@@ -129,6 +129,15 @@ class GenerationParams(Model):
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
     sample_steps: int | None = Field(default=None, ge=1, le=100)
     model: Literal["multitalk-14b", "tiny"] = "multitalk-14b"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_turbo(cls, data: object) -> object:
+        # Records and requests from before speed profiles carry ``turbo: bool``; it was turbo.
+        if isinstance(data, dict) and "turbo" in data and "speed" not in data:
+            rest = {key: value for key, value in data.items() if key != "turbo"}
+            return rest | {"speed": "turbo" if data["turbo"] is True else "quality"}
+        return data
 
 
 InputName = Annotated[str, Field(min_length=1, max_length=1024)]

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import torch
 
+from modal_service.multitalk.acceleration.deployment import DeploymentAcceleration
+from modal_service.multitalk.acceleration.engine import Accelerator
+from modal_service.multitalk.acceleration.lora_fusion import FusedLora
 from modal_service.multitalk.errors import ModelUnavailableError
 from modal_service.multitalk.presets import MULTITALK_14B, TINY, build_tiny
 from modal_service.multitalk.renderer import Renderer
@@ -30,7 +33,8 @@ def load_preset(name: str, weights_dir: Path | None, device: str | None) -> Rend
     device = device or _default_device()
     if name == "tiny":
         pipeline, audio_encoder = build_tiny(device)
-        return Renderer(TINY, pipeline, audio_encoder)
+        accelerator = Accelerator(pipeline, DeploymentAcceleration.from_env())
+        return Renderer(TINY, pipeline, audio_encoder, accelerator)
     if name == "multitalk-14b":
         if weights_dir is None:
             raise ModelUnavailableError("multitalk-14b needs weights_dir", "weights_missing")
@@ -99,19 +103,18 @@ def load_multitalk_14b(
         )
     except (OSError, ValueError) as exc:
         raise ModelUnavailableError(f"cannot load weights: {exc}", "weights_invalid") from exc
-    has_lora = load_turbo_lora(pipeline, weights_dir / LORA_DIR)
-    return Renderer(MULTITALK_14B, pipeline, audio, has_turbo_lora=has_lora)
+    # The LoRA is read before the deployment's acceleration applies: its snapshot of the
+    # original weights must be the bf16 ones, not fp8.
+    lora = load_distillation_lora(transformer, weights_dir / LORA_DIR)
+    accelerator = Accelerator(pipeline, DeploymentAcceleration.from_env(), lora)
+    return Renderer(MULTITALK_14B, pipeline, audio, accelerator)
 
 
-def load_turbo_lora(pipeline, lora_dir: Path) -> bool:  # noqa: ANN001
-    """Load the first distillation LoRA in ``lora_dir`` through diffusers' Wan LoRA loader.
-
-    The adapter is loaded but disabled; the renderer enables it for turbo renders only.
-    """
+def load_distillation_lora(transformer, lora_dir: Path) -> FusedLora | None:  # noqa: ANN001
+    """The first ``*.safetensors`` in ``lora_dir``, ready to fuse for turbo renders (or None)."""
     files = sorted(lora_dir.glob("*.safetensors")) if lora_dir.is_dir() else []
     if not files:
-        return False
-    pipeline.load_lora_weights(str(files[0]), adapter_name="turbo")
-    pipeline.disable_lora()
-    logger.info("turbo LoRA loaded: %s", files[0].name)
-    return True
+        return None
+    if len(files) > 1:
+        logger.warning("several LoRAs in %s; turbo uses %s", lora_dir.name, files[0].name)
+    return FusedLora.from_file(transformer, files[0])

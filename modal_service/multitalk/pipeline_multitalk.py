@@ -8,6 +8,7 @@ does not grow with video length.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
@@ -15,9 +16,10 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 import torch
 from diffusers import AutoencoderKLWan, DiffusionPipeline, FlowMatchEulerDiscreteScheduler
-from diffusers.loaders import WanLoraLoaderMixin
 from PIL import Image
 
+from modal_service.multitalk.acceleration.profiles import StepCache
+from modal_service.multitalk.acceleration.step_cache import CachedSteps
 from modal_service.multitalk.audio_encoder import clip_audio_windows
 from modal_service.multitalk.color import match_colors
 from modal_service.multitalk.scheduling import set_multitalk_timesteps
@@ -44,7 +46,7 @@ def _add(timings: dict[str, float], stage: str, started: float) -> None:
     timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - started
 
 
-class MultiTalkPipeline(DiffusionPipeline, WanLoraLoaderMixin):
+class MultiTalkPipeline(DiffusionPipeline):
     """Audio-driven talking video from one portrait (1 or 2 speakers)."""
 
     model_cpu_offload_seq = "text_encoder->image_encoder->transformer->vae"
@@ -158,11 +160,12 @@ class MultiTalkPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         mask = mask.view(1, -1, self.vae_scale_temporal, lat_h, lat_w).transpose(1, 2)
         return torch.cat([mask.to(latents.dtype), latents], dim=1)
 
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+    def decode(self, latents: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Pixels in [-1, 1]; ``dtype`` (bf16) autocasts the decoder, the VAE's own weights stay."""
         mean, std = self._latent_stats(latents)
-        return (
-            self.vae.decode((latents * std + mean).to(self.vae.dtype)).sample.float().clamp(-1, 1)
-        )
+        with torch.autocast(latents.device.type, dtype=dtype, enabled=dtype is not None):
+            video = self.vae.decode((latents * std + mean).to(self.vae.dtype)).sample
+        return video.float().clamp(-1, 1)
 
     # ----------------------------------------------------------------------------- sampling
     @staticmethod
@@ -187,6 +190,9 @@ class MultiTalkPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         text_guidance_scale: float = 5.0,
         audio_guidance_scale: float = 4.0,
         color_correction_strength: float = 1.0,
+        distilled_schedule: bool = False,
+        step_cache: StepCache | None = None,
+        vae_decode_dtype: torch.dtype | None = None,
         generator: torch.Generator | None = None,
         batch_cfg: bool = True,
         frame_sink: FrameSink | None = None,
@@ -199,8 +205,61 @@ class MultiTalkPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             image: the portrait, already bucketed and cropped to the output size.
             audio_features: per speaker ``(frames, layers, hidden)`` wav2vec2 features at 25 fps.
             class_masks: ``(3, height, width)`` speaker 1, speaker 2, background (two speakers).
+            distilled_schedule: sample at a step-distillation LoRA's sigmas (turbo).
+            step_cache: skip transformer passes on cached steps (balanced).
+            vae_decode_dtype: decode under autocast to this dtype (bf16), else the VAE's own.
             timings: seconds spent on per-clip ``conditioning`` and ``decode`` are added here.
         """
+        cache = (
+            CachedSteps(self.transformer, step_cache, num_inference_steps) if step_cache else None
+        )
+        with cache or contextlib.nullcontext():
+            return self._render(
+                image,
+                audio_features,
+                num_frames,
+                strategy,
+                prompt,
+                negative_prompt,
+                class_masks,
+                num_inference_steps,
+                shift,
+                text_guidance_scale,
+                audio_guidance_scale,
+                color_correction_strength,
+                distilled_schedule,
+                cache,
+                vae_decode_dtype,
+                generator,
+                batch_cfg,
+                frame_sink,
+                step_callback,
+                timings,
+            )
+
+    def _render(
+        self,
+        image: Image.Image,
+        audio_features: list[torch.Tensor],
+        num_frames: int,
+        strategy: ClipStrategy,
+        prompt: str,
+        negative_prompt: str,
+        class_masks: torch.Tensor | None,
+        num_inference_steps: int,
+        shift: float,
+        text_guidance_scale: float,
+        audio_guidance_scale: float,
+        color_correction_strength: float,
+        distilled_schedule: bool,
+        cache: CachedSteps | None,
+        vae_decode_dtype: torch.dtype | None,
+        generator: torch.Generator | None,
+        batch_cfg: bool,
+        frame_sink: FrameSink | None,
+        step_callback: StepCallback | None,
+        timings: dict[str, float] | None,
+    ) -> int:
         timings = timings if timings is not None else {}
         width, height = image.size
         # 1. Check inputs
@@ -271,7 +330,11 @@ class MultiTalkPipeline(DiffusionPipeline, WanLoraLoaderMixin):
                 device=device,
                 dtype=torch.float32,
             )
-            set_multitalk_timesteps(self.scheduler, num_inference_steps, shift)
+            set_multitalk_timesteps(
+                self.scheduler, num_inference_steps, shift, distilled=distilled_schedule
+            )
+            if cache is not None:
+                cache.new_clip()
             sigmas = self.scheduler.sigmas.tolist()
             latents = strategy.inject(latents, motion_latents, sigmas[0], generator)
 
@@ -279,7 +342,15 @@ class MultiTalkPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             for i, t in enumerate(self.scheduler.timesteps):
                 model_in = torch.cat([latents.to(dtype), y], dim=1)
                 velocity = self._predict(
-                    model_in, t, text, image_states, audio_in, token_masks, binding, batch_cfg
+                    model_in,
+                    t,
+                    text,
+                    image_states,
+                    audio_in,
+                    token_masks,
+                    binding,
+                    batch_cfg,
+                    cache,
                 ).float()
                 if branches == 3:
                     cond, no_text, uncond = velocity.chunk(3)
@@ -298,7 +369,7 @@ class MultiTalkPipeline(DiffusionPipeline, WanLoraLoaderMixin):
 
             # 5. Decode, colour-correct, emit
             started = time.perf_counter()
-            video = self.decode(latents)
+            video = self.decode(latents, vae_decode_dtype)
             video = match_colors(
                 video[0].transpose(0, 1), reference[0, :, 0], color_correction_strength
             )
@@ -322,23 +393,27 @@ class MultiTalkPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         token_masks: torch.Tensor | None,
         binding: torch.Tensor,
         batch_cfg: bool,
+        cache: CachedSteps | None = None,
     ) -> torch.Tensor:
         """Velocity for every CFG branch, in one batched forward or one forward per branch."""
         branches = text.shape[0]
         groups = [slice(0, branches)] if batch_cfg else [slice(b, b + 1) for b in range(branches)]
         outputs = []
-        for group in groups:
+        for index, group in enumerate(groups):
             n = group.stop - group.start
-            outputs.append(
-                self.transformer(
-                    hidden_states=model_in.expand(n, -1, -1, -1, -1),
-                    timestep=t.expand(n).to(model_in.device),
-                    encoder_hidden_states=text[group],
-                    encoder_hidden_states_image=image_states.expand(n, -1, -1),
-                    audio_embeds=audio[group],
-                    ref_target_masks=token_masks,
-                    speaker_binding=binding[group],
-                    return_dict=False,
-                )[0]
-            )
+            # Separate forwards keep separate step-cache states (one per branch).
+            branch = cache.branch(f"branch{index}") if cache else contextlib.nullcontext()
+            with branch:
+                outputs.append(
+                    self.transformer(
+                        hidden_states=model_in.expand(n, -1, -1, -1, -1),
+                        timestep=t.expand(n).to(model_in.device),
+                        encoder_hidden_states=text[group],
+                        encoder_hidden_states_image=image_states.expand(n, -1, -1),
+                        audio_embeds=audio[group],
+                        ref_target_masks=token_masks,
+                        speaker_binding=binding[group],
+                        return_dict=False,
+                    )[0]
+                )
         return torch.cat(outputs)

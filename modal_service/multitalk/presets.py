@@ -33,8 +33,9 @@ class Preset(BaseModel):
     shift: dict[str, float] = {"480p": 7.0, "720p": 11.0}
     text_guidance_scale: float = 5.0
     audio_guidance_scale: float = 4.0
-    turbo_steps_with_lora: int = 8
-    turbo_shift_with_lora: float = 2.0
+    turbo_steps_with_lora: int = 4
+    turbo_shift_with_lora: float = 5.0
+    """lightx2v's 4-step distillation LoRA: its own steps and shift (``distilled_sigmas``)."""
     turbo_steps_without_lora: int = 10
     bucket_scale: float = 1.0
     color_correction_strength: float = 1.0

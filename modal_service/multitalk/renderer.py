@@ -23,6 +23,9 @@ from PIL import Image
 
 from modal_service.media.audio import MODEL_SAMPLE_RATE
 from modal_service.media.video import VIDEO_FPS, Mp4Writer
+from modal_service.multitalk.acceleration.deployment import DeploymentAcceleration
+from modal_service.multitalk.acceleration.engine import Accelerator
+from modal_service.multitalk.acceleration.profiles import PROFILES
 from modal_service.multitalk.audio_encoder import AudioFeatureEncoder
 from modal_service.multitalk.buckets import bucket_size, resize_and_crop, speaker_masks
 from modal_service.multitalk.errors import RenderCancelled
@@ -56,37 +59,42 @@ class Renderer:
         preset: Preset,
         pipeline: MultiTalkPipeline,
         audio_encoder: AudioFeatureEncoder,
-        has_turbo_lora: bool = False,
+        accelerator: Accelerator | None = None,
     ) -> None:
         self.preset = preset.name
         self._preset = preset
         self.pipeline = pipeline
         self.audio_encoder = audio_encoder
-        self.has_turbo_lora = has_turbo_lora
+        self.accelerator = accelerator or Accelerator(pipeline, DeploymentAcceleration())
 
     # ------------------------------------------------------------------ sampling settings
     def sampling_settings(self, spec: RenderSpec) -> tuple[dict, list[str]]:
-        """Steps, shift and guidance for ``spec``, plus notes on any deviation from defaults."""
+        """The pipeline's sampling arguments for ``spec``'s speed profile, plus notes on any
+        deviation from the reference sampler."""
         p = self._preset
+        profile = PROFILES[spec.speed]
         notes: list[str] = []
         settings = dict(
             num_inference_steps=p.sample_steps,
             shift=p.shift[spec.resolution],
             text_guidance_scale=p.text_guidance_scale,
             audio_guidance_scale=p.audio_guidance_scale,
+            step_cache=profile.step_cache,
+            vae_decode_dtype=Accelerator.vae_decode_dtype(profile),
         )
-        if (spec.speed == "turbo") and self.has_turbo_lora:
+        if profile.distilled and self.accelerator.has_distillation_lora:
             settings.update(
                 num_inference_steps=p.turbo_steps_with_lora,
                 shift=p.turbo_shift_with_lora,
                 text_guidance_scale=1.0,
                 audio_guidance_scale=1.0,
+                distilled_schedule=True,
             )
             notes.append(
-                f"turbo: distillation LoRA applied, {p.turbo_steps_with_lora} steps, "
+                f"turbo: distillation LoRA fused, {p.turbo_steps_with_lora} steps, "
                 "classifier-free guidance off (1 pass per step)"
             )
-        elif spec.speed == "turbo":
+        elif profile.distilled:
             settings.update(num_inference_steps=p.turbo_steps_without_lora, text_guidance_scale=1.0)
             notes.append(
                 f"turbo without a distillation LoRA: {p.turbo_steps_without_lora} steps instead of "
@@ -95,6 +103,13 @@ class Renderer:
             )
         if spec.sample_steps is not None:
             settings["num_inference_steps"] = spec.sample_steps
+        if profile.step_cache is not None:
+            steps = settings["num_inference_steps"]
+            computed = len(profile.step_cache.computed_steps(steps))
+            notes.append(
+                f"balanced: the transformer ran {computed} of {steps} steps per clip (step "
+                "cache), VAE decoded in bf16"
+            )
         return settings, notes
 
     # ------------------------------------------------------------------ stages
@@ -171,12 +186,9 @@ class Renderer:
                     writer.write(chunk)
                     encode_s += time.perf_counter() - start
 
-                use_lora = (spec.speed == "turbo") and self.has_turbo_lora
-                if use_lora:
-                    self.pipeline.enable_lora()
                 device = self.pipeline._execution_device
                 generator = torch.Generator(device=device).manual_seed(seed)
-                with timer.stage("denoise"):
+                with self.accelerator.job(spec.speed) as applied, timer.stage("denoise"):
                     self.pipeline(
                         image=image,
                         audio_features=features,
@@ -194,8 +206,6 @@ class Renderer:
                         timings=timer.seconds,
                         **settings,
                     )
-                if use_lora:
-                    self.pipeline.disable_lora()
                 report("encode", 0, 1)
                 finish = time.perf_counter()
             timer.seconds["encode"] = encode_s + time.perf_counter() - finish
@@ -203,6 +213,8 @@ class Renderer:
             clip_conditioning = timer.seconds["conditioning"] - image_conditioning
             inner = timer.seconds.get("decode", 0.0) + encode_s + clip_conditioning
             timer.seconds["denoise"] -= inner
+            if applied.switch_s:
+                timer.seconds["lora_switch"] = applied.switch_s
             partial.replace(out_path)
             report("encode", 1, 1)
         finally:
@@ -216,6 +228,8 @@ class Renderer:
             height=image.height,
             duration_s=frames / VIDEO_FPS,
             model=self.preset,
+            speed=spec.speed,
+            graphs_compiled=applied.graphs_compiled,
             timings_s={k: round(v, 4) for k, v in timer.seconds.items()},
             seed=seed,
             sample_steps=settings["num_inference_steps"],

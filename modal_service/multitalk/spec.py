@@ -63,6 +63,9 @@ class RenderOutcome(BaseModel):
     duration_s: float
     model: str
     """Preset that rendered it; ``tiny`` means random weights (noise, but a real MP4)."""
+    speed: SpeedProfile = "quality"
+    graphs_compiled: int = 0
+    """Graphs ``torch.compile`` built during this render (0 once a container is warm)."""
     timings_s: dict[str, float]
     seed: int = 0
     sample_steps: int = 0

@@ -161,3 +161,9 @@ def test_sample_steps_replace_the_profiles_steps() -> None:
 def test_tiny_estimates_stay_seconds() -> None:
     for speed in ("quality", "turbo"):
         assert _estimate(model="tiny", speed=speed, resolution="720p", max_duration_s=5) == 15
+
+
+@pytest.mark.parametrize(("turbo", "speed"), [(True, "turbo"), (False, "quality")])
+def test_job_records_from_before_speed_profiles_still_load(turbo: bool, speed: str) -> None:
+    # Stored jobs (and older senders) carry ``turbo: bool``; reading them must not fail.
+    assert GenerationParams.model_validate({"turbo": turbo}).speed == speed

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import save_file
 
 from modal_service.multitalk import load_renderer
 from modal_service.multitalk.renderer import Renderer
@@ -26,3 +28,22 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "portrait": draw_portrait(root / "face.png", size=(320, 480)),
         "wide": draw_portrait(root / "two.jpg", size=(640, 360)),
     }
+
+
+@pytest.fixture(scope="session")
+def distill_lora(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LoRA file in lightx2v's key format (original Wan names, alpha, bias deltas, a
+    modulation delta diffusers drops) for the tiny transformer's dimensions."""
+    g = torch.Generator().manual_seed(0)
+    state = {}
+    for block in range(2):
+        for name, (out_dim, in_dim) in {"self_attn.q": (24, 24), "ffn.0": (32, 24)}.items():
+            prefix = f"diffusion_model.blocks.{block}.{name}"
+            state[f"{prefix}.lora_down.weight"] = torch.randn(4, in_dim, generator=g)
+            state[f"{prefix}.lora_up.weight"] = torch.randn(out_dim, 4, generator=g)
+            state[f"{prefix}.alpha"] = torch.tensor(8.0)
+            state[f"{prefix}.diff_b"] = torch.randn(out_dim, generator=g)
+        state[f"diffusion_model.blocks.{block}.diff_m"] = torch.randn(6, 24, generator=g)
+    path = tmp_path_factory.mktemp("loras") / "distill.safetensors"
+    save_file(state, path)
+    return path

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
 
 from modal_service.media.ffmpeg import run_ffmpeg
 from modal_service.media.probe import probe_media
@@ -16,7 +15,9 @@ from modal_service.multitalk import (
     RenderCancelled,
     RenderSpec,
 )
-from modal_service.multitalk.loading import load_turbo_lora
+from modal_service.multitalk.acceleration.deployment import DeploymentAcceleration
+from modal_service.multitalk.acceleration.engine import Accelerator
+from modal_service.multitalk.acceleration.lora_fusion import FusedLora
 from modal_service.multitalk.presets import TINY, build_tiny
 from modal_service.multitalk.renderer import Renderer
 
@@ -200,40 +201,34 @@ def test_spec_refuses_mismatched_boxes(media: dict) -> None:
         )
 
 
-def _lightx2v_style_lora(directory: Path) -> Path:
-    """A LoRA in the lightx2v key format (original Wan names), for the tiny dimensions."""
-    g = torch.Generator().manual_seed(0)
-    state = {}
-    for block in range(2):
-        for name, (out_dim, in_dim) in {"self_attn.q": (24, 24), "ffn.0": (32, 24)}.items():
-            prefix = f"diffusion_model.blocks.{block}.{name}"
-            state[f"{prefix}.lora_down.weight"] = torch.randn(4, in_dim, generator=g)
-            state[f"{prefix}.lora_up.weight"] = torch.randn(out_dim, 4, generator=g)
-    directory.mkdir()
-    save_file(state, directory / "distill.safetensors")
-    return directory
-
-
-def test_turbo_with_a_lora_turns_guidance_off_and_unloads_after(
-    media: dict, tmp_path: Path
+def test_turbo_fuses_the_lora_for_its_render_and_restores_the_weights_exactly(
+    media: dict, distill_lora: Path, tmp_path: Path
 ) -> None:
     pipeline, audio = build_tiny()
-    assert load_turbo_lora(pipeline, _lightx2v_style_lora(tmp_path / "loras"))
-    renderer = Renderer(TINY, pipeline, audio, has_turbo_lora=True)
-    probe = torch.randn(1, 24)
-    layer = pipeline.transformer.blocks[0].attn1.to_q
-    base = layer.base_layer(probe)
-    torch.testing.assert_close(layer(probe), base)  # loaded but disabled
-    spec = RenderSpec(
-        audio_paths=[media["voice"]],
-        image_path=media["portrait"],
-        speed="turbo",
-        max_duration_s=1.0,
+    transformer = pipeline.transformer
+    lora = FusedLora.from_file(transformer, distill_lora)
+    renderer = Renderer(
+        TINY, pipeline, audio, Accelerator(pipeline, DeploymentAcceleration(), lora)
     )
-    outcome = renderer.render(spec, tmp_path / "t.mp4")
-    assert outcome.guidance_passes == 1
-    assert outcome.sample_steps == TINY.turbo_steps_with_lora
-    assert any("LoRA applied" in note for note in outcome.notes)
-    torch.testing.assert_close(layer(probe), base)  # disabled again for non-turbo renders
-    pipeline.enable_lora()
-    assert not torch.allclose(layer(probe), base)
+    original = {name: p.clone() for name, p in transformer.state_dict().items()}
+    spec = RenderSpec(
+        audio_paths=[media["voice"]], image_path=media["portrait"], speed="turbo", seed=3
+    )
+    turbo = renderer.render(spec, tmp_path / "turbo.mp4")
+    assert (turbo.guidance_passes, turbo.sample_steps) == (1, TINY.turbo_steps_with_lora)
+    assert turbo.speed == "turbo"
+    assert any("LoRA fused" in note for note in turbo.notes)
+    assert not torch.equal(
+        transformer.blocks[0].attn1.to_q.weight, original["blocks.0.attn1.to_q.weight"]
+    )
+
+    quality = renderer.render(spec.model_copy(update={"speed": "quality"}), tmp_path / "q.mp4")
+    assert quality.guidance_passes == 3
+    assert "lora_switch" in quality.timings_s
+    for name, value in transformer.state_dict().items():
+        assert torch.equal(value, original[name]), name  # bit for bit, not approximately
+    again = renderer.render(spec, tmp_path / "turbo2.mp4")
+    assert np.array_equal(
+        _frames(tmp_path / "turbo.mp4", turbo.width, turbo.height),
+        _frames(tmp_path / "turbo2.mp4", again.width, again.height),
+    )

@@ -195,7 +195,8 @@ class JobView(BaseModel):
         default=None,
         description="The MP4's size, digest, duration and timings; `notes` says what the render "
         "changed from what was asked (such as a cut to video_length), `audio_durations_s` each "
-        "input track's own length",
+        "input track's own length; `gpu` the GPUs' utilisation and memory during the render, "
+        "`gpu_seconds` and `estimated_cost_usd` what it held and an estimate of its price",
     )
     error: JobFailure | None = None
     webhook_delivery: WebhookDelivery | None = None

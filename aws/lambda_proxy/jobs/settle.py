@@ -27,7 +27,7 @@ from aws.lambda_proxy.jobs.models import (
     iso,
     utc_now,
 )
-from aws.lambda_proxy.observability import logger, metrics
+from aws.lambda_proxy.observability import logger, metrics, record_render_usage
 from aws.lambda_proxy.storage.objects import head_object
 from aws.lambda_proxy.webhooks.sender import WebhookMessage
 
@@ -202,4 +202,7 @@ def settle_succeeded(services: Services, job: JobRecord, result: JobResult) -> J
             retryable=True,
         )
         return settle_job(services, job.job_id, JobStatus.FAILED, error=failure)
-    return settle_job(services, job.job_id, JobStatus.SUCCEEDED, result=result)
+    settled = settle_job(services, job.job_id, JobStatus.SUCCEEDED, result=result)
+    if settled is not None:  # only the one process that settled it: each job counts once
+        record_render_usage(settled.params.model, result)
+    return settled

@@ -189,6 +189,15 @@ def test_openapi_lists_every_input_code_and_the_result_notes(proxy: Proxy) -> No
     assert input_codes <= set(enum)
     result = schemas["JobResult"]["properties"]
     assert {"notes", "audio_durations_s"} <= set(result)
+    assert {"gpu", "render_device", "gpu_seconds", "estimated_cost_usd"} <= set(result)
+    assert set(schemas["GpuUsage"]["properties"]) == {
+        "device_name",
+        "device_count",
+        "samples",
+        "utilization_mean_pct",
+        "utilization_p10_pct",
+        "memory_peak_gb",
+    }
 
 
 def test_list_filters_by_status(proxy: Proxy) -> None:

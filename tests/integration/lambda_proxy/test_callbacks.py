@@ -22,8 +22,10 @@ from aws.lambda_proxy.handlers import reconciler
 from aws.lambda_proxy.jobs.exceptions import SubmitError
 from aws.lambda_proxy.jobs.models import BatchItem, JobFailure, JobStatus, iso, utc_now
 from aws.lambda_proxy.jobs.submit import submit_job
+from aws.lambda_proxy.observability import SERVICE
 from modal_service.contracts import (
     ErrorCode,
+    GpuUsage,
     JobError,
     JobFailed,
     JobProgress,
@@ -106,6 +108,110 @@ def test_progress_then_success_settles_and_notifies_the_caller(proxy: Proxy) -> 
     Webhook(tenant_secret(proxy)).verify(delivered.body, delivered.headers)
     with pytest.raises(Exception, match="signature"):
         Webhook(tenant_secret(proxy, "globex")).verify(delivered.body, delivered.headers)
+
+
+def emitted_metrics(out: str) -> list[dict[str, Any]]:
+    """The EMF records printed (what CloudWatch Logs turns into metrics in Lambda)."""
+    records = []
+    for line in out.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and "_aws" in record:
+            records.append(record)
+    return records
+
+
+def gpu_records(out: str) -> list[dict[str, Any]]:
+    return [record for record in emitted_metrics(out) if "GpuSeconds" in record]
+
+
+ON_A_GPU = JobResult.model_validate(
+    {
+        **result().model_dump(),
+        "model": "multitalk-14b",
+        "timings_s": {"render_s": 90.0},
+        "gpu": GpuUsage(
+            device_name="NVIDIA H200",
+            device_count=2,
+            samples=90,
+            utilization_mean_pct=87.5,
+            utilization_p10_pct=40.0,
+            memory_peak_gb=71.25,
+        ),
+        "render_device": "NVIDIA H200",
+        "gpu_seconds": 180.0,
+        "estimated_cost_usd": 0.2,
+    }
+)
+
+
+def test_a_success_shows_its_gpu_figures_and_records_them_as_metrics_once(
+    proxy: Proxy, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")  # the fixture turns them off
+    job_id = proxy.submit(options={"model": "multitalk-14b"})
+    upload_output(proxy, job_id)
+    capsys.readouterr()
+    answer = proxy.callback(job_id, JobSucceeded(job_id=job_id, result=ON_A_GPU))
+    assert answer.json() == {"applied": True, "status": "succeeded"}
+
+    (record,) = gpu_records(capsys.readouterr().out)
+    (directive,) = record["_aws"]["CloudWatchMetrics"]
+    assert directive["Dimensions"] == [["service"], ["service", "model"]]
+    assert (record["service"], record["model"]) == (SERVICE, "multitalk-14b")
+    assert {metric["Name"]: metric["Unit"] for metric in directive["Metrics"]} == {
+        "GpuUtilizationMean": "Percent",
+        "GpuMemoryPeakGb": "Gigabytes",
+        "GpuSeconds": "Seconds",
+        "EstimatedCostUsd": "None",
+    }
+    # Powertools writes each value as a list of the values added in the record: one job, one.
+    assert (record["GpuUtilizationMean"], record["GpuMemoryPeakGb"]) == ([87.5], [71.25])
+    assert (record["GpuSeconds"], record["EstimatedCostUsd"]) == ([180.0], [0.2])
+    assert job_id not in json.dumps(record)  # one metric per job would be unbounded
+
+    view = proxy.invoke("GET", f"/jobs/{job_id}", token=proxy.token()).json()
+    assert view["result"]["gpu"] == ON_A_GPU.gpu.model_dump(mode="json")
+    assert view["result"]["render_device"] == "NVIDIA H200"
+    assert (view["result"]["gpu_seconds"], view["result"]["estimated_cost_usd"]) == (180.0, 0.2)
+
+    # The same success again (a worker retry with a new webhook-id) changes and counts nothing.
+    again = proxy.callback(job_id, JobSucceeded(job_id=job_id, result=ON_A_GPU))
+    assert again.json() == {"applied": False, "status": "succeeded"}
+    assert gpu_records(capsys.readouterr().out) == []
+
+
+def test_a_cpu_render_records_zero_gpu_seconds_and_no_utilisation(
+    proxy: Proxy, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    job_id = proxy.submit()
+    upload_output(proxy, job_id)
+    on_the_cpu = JobResult.model_validate(
+        {
+            **result().model_dump(),
+            "render_device": "cpu",
+            "gpu_seconds": 0.0,
+            "estimated_cost_usd": 0.0,
+        }
+    )
+    capsys.readouterr()
+    assert proxy.callback(job_id, JobSucceeded(job_id=job_id, result=on_the_cpu)).status == 200
+
+    (record,) = gpu_records(capsys.readouterr().out)
+    names = {metric["Name"] for metric in record["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    # No utilisation reading, so nothing that could drag the low-utilisation alarm down.
+    assert names == {"GpuSeconds", "EstimatedCostUsd"}
+    assert (record["model"], record["GpuSeconds"], record["EstimatedCostUsd"]) == (
+        "tiny",
+        [0.0],
+        [0.0],
+    )
+    view = proxy.invoke("GET", f"/jobs/{job_id}", token=proxy.token()).json()
+    assert view["result"]["gpu"] is None
+    assert view["result"]["render_device"] == "cpu"
 
 
 @pytest.mark.fault("success reported without the object in S3")

@@ -7,6 +7,13 @@ locals {
     batch_submit_dlq = aws_sqs_queue.batch_submit_dlq.name
     async_dlq        = aws_sqs_queue.async_dlq.name
   }
+
+  # The GPU metrics split by model (preset): a line per model that has reported, found by SEARCH
+  # so a new preset needs no change here.
+  gpu_metric_search = {
+    for metric in ["GpuUtilizationMean", "GpuMemoryPeakGb", "GpuSeconds", "EstimatedCostUsd"] :
+    metric => "{${module.core.metrics.namespace},model,service} service=\"${module.core.metrics.service}\" MetricName=\"${metric}\""
+  }
 }
 
 resource "aws_cloudwatch_metric_alarm" "failed_jobs" {
@@ -22,6 +29,28 @@ resource "aws_cloudwatch_metric_alarm" "failed_jobs" {
   evaluation_periods  = 1
   threshold           = var.alarm_thresholds.failed_jobs_per_5min
   comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+
+  tags = var.tags
+}
+
+# Each succeeded job reports its GPUs' mean utilisation once (aws/lambda_proxy/observability.py),
+# so the average over a period is per job, not per GPU-second. CPU renders report none.
+resource "aws_cloudwatch_metric_alarm" "low_gpu_utilization" {
+  count = var.create_alarms ? 1 : 0
+
+  alarm_name          = "${var.name}-low-gpu-utilization"
+  alarm_description   = "Rendering jobs kept their GPUs busy under ${var.gpu_utilization_alarm.threshold_percent} % of the time on average (GpuUtilizationMean per succeeded job): GPUs paid for and idle. No GPU jobs is not breaching."
+  namespace           = module.core.metrics.namespace
+  metric_name         = "GpuUtilizationMean"
+  dimensions          = { service = module.core.metrics.service }
+  statistic           = "Average"
+  period              = var.gpu_utilization_alarm.period_seconds
+  evaluation_periods  = var.gpu_utilization_alarm.evaluation_periods
+  threshold           = var.gpu_utilization_alarm.threshold_percent
+  comparison_operator = "LessThanThreshold"
   treat_missing_data  = "notBreaching"
   alarm_actions       = var.alarm_actions
   ok_actions          = var.alarm_actions
@@ -196,6 +225,41 @@ resource "aws_cloudwatch_dashboard" "this" {
             for q in [aws_sqs_queue.batch_submit.name, aws_sqs_queue.batch_submit_dlq.name, aws_sqs_queue.async_dlq.name] :
             ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", q]
           ]
+        }
+      },
+      {
+        type = "metric", x = 0, y = 18, width = 6, height = 6
+        properties = {
+          title   = "GPU utilisation, mean per job (%)", region = local.region, period = var.gpu_utilization_alarm.period_seconds
+          metrics = [[{ id = "util", expression = "SEARCH('${local.gpu_metric_search["GpuUtilizationMean"]}', 'Average', ${var.gpu_utilization_alarm.period_seconds})" }]]
+          yAxis   = { left = { min = 0, max = 100 } }
+          annotations = {
+            horizontal = [{ label = "low-utilisation alarm", value = var.gpu_utilization_alarm.threshold_percent }]
+          }
+        }
+      },
+      {
+        type = "metric", x = 6, y = 18, width = 6, height = 6
+        properties = {
+          title   = "GPU memory, peak per job (GB)", region = local.region, period = 900
+          metrics = [[{ id = "memory", expression = "SEARCH('${local.gpu_metric_search["GpuMemoryPeakGb"]}', 'Maximum', 900)" }]]
+          yAxis   = { left = { min = 0 } }
+        }
+      },
+      {
+        type = "metric", x = 12, y = 18, width = 6, height = 6
+        properties = {
+          title   = "GPU-seconds per hour", region = local.region, period = 3600
+          metrics = [[{ id = "seconds", expression = "SEARCH('${local.gpu_metric_search["GpuSeconds"]}', 'Sum', 3600)" }]]
+          yAxis   = { left = { min = 0 } }
+        }
+      },
+      {
+        type = "metric", x = 18, y = 18, width = 6, height = 6
+        properties = {
+          title   = "Estimated GPU cost per hour (USD)", region = local.region, period = 3600
+          metrics = [[{ id = "cost", expression = "SEARCH('${local.gpu_metric_search["EstimatedCostUsd"]}', 'Sum', 3600)" }]]
+          yAxis   = { left = { min = 0 } }
         }
       },
     ]

@@ -367,7 +367,7 @@ variable "reconciler_schedule_expression" {
 ################################################################################
 
 variable "create_alarms" {
-  description = "Create CloudWatch alarms (failed jobs, latency, 5xx, function errors, state machine failures, DLQ depth)."
+  description = "Create CloudWatch alarms (failed jobs, latency, 5xx, function errors, state machine failures, DLQ depth, low GPU utilisation)."
   type        = bool
   default     = true
 }
@@ -389,8 +389,33 @@ variable "alarm_thresholds" {
   default = {}
 }
 
+variable "gpu_utilization_alarm" {
+  description = "The low GPU utilisation alarm: it fires when the average of succeeded jobs' GpuUtilizationMean stays under threshold_percent for evaluation_periods periods of period_seconds (default: under 60 % for 3 x 15 min). Periods with no GPU job do not count against it."
+  type = object({
+    threshold_percent  = optional(number, 60)
+    period_seconds     = optional(number, 900)
+    evaluation_periods = optional(number, 3)
+  })
+  default = {}
+
+  validation {
+    condition     = var.gpu_utilization_alarm.threshold_percent > 0 && var.gpu_utilization_alarm.threshold_percent <= 100
+    error_message = "gpu_utilization_alarm.threshold_percent must be more than 0 and at most 100."
+  }
+
+  validation {
+    condition     = var.gpu_utilization_alarm.period_seconds >= 60 && var.gpu_utilization_alarm.period_seconds % 60 == 0
+    error_message = "gpu_utilization_alarm.period_seconds must be a multiple of 60 (a job reports once, so shorter periods are mostly empty)."
+  }
+
+  validation {
+    condition     = var.gpu_utilization_alarm.evaluation_periods >= 1 && var.gpu_utilization_alarm.period_seconds * var.gpu_utilization_alarm.evaluation_periods <= 86400
+    error_message = "gpu_utilization_alarm.evaluation_periods must be at least 1, and all periods together at most a day (CloudWatch's limit)."
+  }
+}
+
 variable "create_dashboard" {
-  description = "Create a CloudWatch dashboard of the API, functions, batch and queues."
+  description = "Create a CloudWatch dashboard of the API, functions, batch, queues and GPU usage."
   type        = bool
   default     = true
 }

@@ -41,7 +41,11 @@ class JobAcceleration(BaseModel):
 
 
 class Accelerator:
-    """Applies ``deployment`` to ``pipeline`` once, then a speed profile per render."""
+    """Applies ``deployment`` to ``pipeline`` once, then a speed profile per render.
+
+    ``lora`` must be read from the unquantized weights (before this applies fp8).
+    ``quantization`` overrides fp8's torchao config (the tests use int8, which runs on a CPU).
+    """
 
     def __init__(
         self,
@@ -62,6 +66,8 @@ class Accelerator:
             if quantization is None:
                 fp8.check_fp8_support(device)
                 quantization = fp8.fp8_config()
+            if lora is not None:
+                lora.use(False)  # quantize the original weights, never fused ones
             fp8_layers = fp8.quantize_blocks(transformer, quantization)
             if lora is not None:
                 lora.requantize = lambda layer: fp8.quantize_layer(layer, quantization)

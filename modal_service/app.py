@@ -73,6 +73,22 @@ WEIGHTS_DIR = "/weights"
 _GPU_HOUR_USD = os.environ.get("MULTITALK_GPU_HOUR_USD", "").strip()
 GPU_PRICE = {"MULTITALK_GPU_HOUR_USD": str(float(_GPU_HOUR_USD))} if _GPU_HOUR_USD else {}
 
+# How the GPU containers accelerate the model (attention backend, regional torch.compile, fp8
+# linears, VAE tiling: `modal_service/multitalk/acceleration/deployment.py`) is read from the
+# same `MULTITALK_*` variables at deploy time and passed into the GPU image; a container checks
+# them at load and refuses to serve with a message naming the variable.
+
+ACCELERATION = {
+    name: os.environ[name]
+    for name in (
+        "MULTITALK_ATTENTION_BACKEND",
+        "MULTITALK_COMPILE",
+        "MULTITALK_FP8",
+        "MULTITALK_VAE_TILING",
+    )
+    if name in os.environ
+}
+
 api_image = (
     modal.Image.debian_slim(python_version=PYTHON_VERSION)
     .uv_pip_install(*API_PACKAGES)
@@ -91,6 +107,7 @@ gpu_image = (
             "HF_HUB_CACHE": f"{WEIGHTS_DIR}/hf-cache",
             "HF_HUB_OFFLINE": "1",  # weights come from the Volume, never from the hub at runtime
             **GPU_PRICE,
+            **ACCELERATION,
         }
     )
     .add_local_python_source("modal_service")

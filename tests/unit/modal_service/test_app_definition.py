@@ -115,6 +115,34 @@ def test_the_gpu_hour_price_set_at_deploy_time_reaches_the_gpu_image(
     assert "GPU_HOUR" not in "\n".join(_dockerfile(app_module.gpu_image))
 
 
+def test_acceleration_settings_set_at_deploy_time_reach_the_gpu_image(
+    app_module: Any, tmp_path: Path
+) -> None:
+    probe = (
+        "import modal_service.app as a;"
+        "from tests.unit.modal_service.test_app_definition import _dockerfile;"
+        "print([c for c in _dockerfile(a.gpu_image) if 'MULTITALK_' in c and 'WEIGHTS' not in c])"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "MULTITALK_FP8": "on",
+        "MULTITALK_ATTENTION_BACKEND": "_native_cudnn",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        check=True,
+        cwd=REPO_ROOT,
+        env=env,
+        timeout=120,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    assert out == "['ENV MULTITALK_ATTENTION_BACKEND=_native_cudnn', 'ENV MULTITALK_FP8=on']"
+    # Unset at deploy time, the containers run the defaults (auto backend, compile on CUDA).
+    assert "MULTITALK_FP8" not in "\n".join(_dockerfile(app_module.gpu_image))
+
+
 def test_web_endpoint_demands_proxy_auth(app_module: Any) -> None:
     api = _definition(app_module.api)
     assert api["webhook_config"].requires_proxy_auth is True

@@ -11,6 +11,8 @@ import torch
 from pydantic import BaseModel
 from torch.utils.flop_counter import FlopCounterMode
 
+from modal_service.multitalk.acceleration.profiles import PROFILES
+from modal_service.multitalk.presets import MULTITALK_14B
 from modal_service.multitalk.transformer_multitalk import MultiTalkTransformer3DModel
 
 H100_DENSE_BF16_FLOPS = 800e12  # the planning figure the research note uses for one H100
@@ -56,11 +58,14 @@ def forward_flops(
 
 
 MODES = {
-    # name: (steps, passes per step)
-    "default": (40, 3),
-    "two_branch": (40, 2),
-    "turbo_lora": (8, 1),
-    "turbo_without_lora": (10, 2),
+    # speed profile: (transformer forwards per clip, passes batched in each), 14B preset
+    "quality": (MULTITALK_14B.sample_steps, 3),
+    "balanced": (
+        len(PROFILES["balanced"].step_cache.computed_steps(MULTITALK_14B.sample_steps)),
+        3,
+    ),
+    "turbo_lora": (MULTITALK_14B.turbo_steps_with_lora, 1),
+    "turbo_without_lora": (MULTITALK_14B.turbo_steps_without_lora, 2),
 }
 
 

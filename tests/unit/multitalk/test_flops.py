@@ -32,8 +32,9 @@ def test_clip_modes_scale_with_steps_and_passes(monkeypatch: pytest.MonkeyPatch)
     import modal_service.multitalk.flops as flops
 
     monkeypatch.setattr(flops, "forward_flops", lambda **_: 1e15)
-    default, turbo = clip_flops("default"), clip_flops("turbo_lora")
-    assert default.clip_flops == 1e15 * 40 * 3
-    assert turbo.clip_flops == 1e15 * 8
-    assert default.lower_bound_s == default.clip_flops / H100_DENSE_BF16_FLOPS
-    assert set(MODES) == {"default", "two_branch", "turbo_lora", "turbo_without_lora"}
+    quality, balanced = clip_flops("quality"), clip_flops("balanced")
+    assert quality.clip_flops == 1e15 * 40 * 3
+    assert balanced.clip_flops == 1e15 * 19 * 3  # the step cache computes 19 of 40 steps
+    assert clip_flops("turbo_lora").clip_flops == 1e15 * 4
+    assert quality.lower_bound_s == quality.clip_flops / H100_DENSE_BF16_FLOPS
+    assert set(MODES) == {"quality", "balanced", "turbo_lora", "turbo_without_lora"}

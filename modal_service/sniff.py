@@ -15,6 +15,13 @@ from typing import Literal, NamedTuple
 
 from modal_service.audio_rules import flac_duration, length_refusal
 from modal_service.image_rules import header_dimensions, image_size_refusal
+from modal_service.video_rules import (
+    ACCEPTED_VIDEO,
+    MAX_VIDEO_BYTES,
+    header_duration,
+    video_bytes_refusal,
+    video_length_refusal,
+)
 
 SNIFF_BYTES = 4096
 """Enough for every signature below, an MP4 ``ftyp`` box with many brands and an SVG's prolog."""
@@ -27,7 +34,9 @@ class Sniffed(NamedTuple):
     """``audio`` or ``video``: a container that may hold an audio track; ``document``: a format
     never accepted as either input (PDF, SVG, PostScript, Photoshop, MIDI, ...)."""
     name: str
-    """Short format name for messages: ``wav``, ``webm``, ``png``, ``pdf``, ``unknown``."""
+    """Short format name for messages: ``wav``, ``webm``, ``png``, ``pdf``, ``unknown``. A video
+    container is ``mp4``, ``mov``, ``webm``, ``matroska`` or ``avi``: its codec (AV1, HEVC...) is
+    the decoder's business, never the first bytes'."""
 
 
 UNKNOWN = Sniffed("unknown", "unknown")
@@ -37,6 +46,9 @@ ACCEPTED_AUDIO = (
     "M4A/MP4/MOV), FLAC, Ogg Vorbis/Opus, WebM/Matroska, AMR, or a video file's audio track"
 )
 ACCEPTED_IMAGES = "JPEG, PNG, WebP, AVIF, HEIC/HEIF, BMP, TIFF or GIF"
+VIDEO_CONTAINERS = frozenset({"mp4", "mov", "webm", "matroska"})
+"""The source video's containers (dubbing). AVI is refused: the issue's list, and a container
+with no rotation field and unreliable timestamps."""
 
 # ISO-BMFF brands of still images (HEIF/AVIF); any other ftyp is an audio/video movie.
 _IMAGE_BRANDS = frozenset(
@@ -47,7 +59,7 @@ _BOX_TYPES = frozenset({b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"})
 
 def sniff(head: bytes) -> Sniffed:
     """Identify ``head`` (the first bytes of a file; :data:`SNIFF_BYTES` suffice)."""
-    for check in (_riff_like, _iso_bmff, _signatures, _mpeg_audio, _text_formats):
+    for check in (_riff_like, _iso_bmff, _matroska, _signatures, _mpeg_audio, _text_formats):
         found = check(head)
         if found is not None:
             return found
@@ -80,10 +92,25 @@ def _iso_bmff(head: bytes) -> Sniffed | None:
             return Sniffed("image", "avif" if brands & {b"avif", b"avis"} else "heif")
         if head[8:12] in (b"M4A ", b"M4B ", b"M4P "):
             return Sniffed("audio", "m4a")
-        return Sniffed("video", "mp4")
+        return Sniffed("video", "mov" if head[8:12] == b"qt  " else "mp4")
     if box in _BOX_TYPES:
         return Sniffed("video", "mov")
     return None
+
+
+def _matroska(head: bytes) -> Sniffed | None:
+    """EBML magic; the header's DocType (``webm``, ``matroska``) names it. WebM is Matroska
+    restricted to VP8/VP9/AV1 and Vorbis/Opus, and a browser's voice note is WebM too."""
+    if not head.startswith(b"\x1a\x45\xdf\xa3"):
+        return None
+    # The DocType element (ID 0x4282) comes within the EBML header's first few dozen bytes,
+    # its size a one-byte EBML integer (0x80 | length) for every real writer.
+    at = head.find(b"\x42\x82", 4, 64)
+    if at != -1 and at + 3 <= len(head) and head[at + 2] & 0x80:
+        doctype = head[at + 3 : at + 3 + (head[at + 2] & 0x7F)]
+        if doctype == b"webm":
+            return Sniffed("video", "webm")
+    return Sniffed("video", "matroska")
 
 
 # Brands that make a file a movie even when it also lists an image brand.
@@ -94,7 +121,6 @@ _SIGNATURES: tuple[tuple[bytes, Sniffed], ...] = (
     (b"OggS", Sniffed("audio", "ogg")),
     (b"caff", Sniffed("audio", "caf")),
     (b"#!AMR", Sniffed("audio", "amr")),
-    (b"\x1a\x45\xdf\xa3", Sniffed("video", "matroska")),
     (b"ID3", Sniffed("audio", "mp3")),
     (b"\x89PNG\r\n\x1a\n", Sniffed("image", "png")),
     (b"\xff\xd8\xff", Sniffed("image", "jpeg")),
@@ -194,17 +220,50 @@ def image_refusal(head: bytes) -> tuple[str, str] | None:
     return "image_invalid", f"is not a recognised image format; send {ACCEPTED_IMAGES}"
 
 
+def video_refusal(head: bytes) -> tuple[str, str] | None:
+    """``(code, reason)`` when ``head`` can never be a source video; None when it may be.
+
+    Whether the container really holds a decodable video track (not just sound: a WebM voice
+    note, an AAC in MP4) is the worker's probe's call, which answers ``video_invalid``.
+    """
+    found = sniff(head)
+    if found.family == "video" and found.name in VIDEO_CONTAINERS:
+        return None
+    if not head:
+        return "video_invalid", "is empty"
+    if found.family == "video":
+        return "unsupported_format", f"is {_label(found)}; send {ACCEPTED_VIDEO}"
+    if found.family != "unknown":
+        return "unsupported_format", f"is {_label(found)}, not a video; send {ACCEPTED_VIDEO}"
+    return "video_invalid", f"is not a recognised video format; send {ACCEPTED_VIDEO}"
+
+
 def _label(found: Sniffed) -> str:
     kind = {"audio": "audio", "video": "video", "image": "an image"}.get(found.family, "a document")
     return f"{kind} ({found.name})"
 
 
 def first_bytes_refusal(
-    kind: Literal["audio", "image"], head: bytes, size: int, max_audio_s: float | None = None
+    kind: Literal["audio", "image", "video"],
+    head: bytes,
+    size: int,
+    max_audio_s: float | None = None,
+    *,
+    max_video_s: float | None = None,
+    max_video_bytes: int = MAX_VIDEO_BYTES,
 ) -> tuple[str, str] | None:
     """What the submit path refuses from an input's first bytes and its size, before a job
-    exists: not audio / not an image; a picture whose header breaks the size rules; a FLAC whose
-    header claims more than ``max_audio_s`` (a bomb when it is tiny for that length)."""
+    exists: not audio / not an image / not a video; a picture whose header breaks the size
+    rules; a FLAC whose header claims more than ``max_audio_s`` (a bomb when it is tiny for that
+    length); a video over ``max_video_bytes``, or whose header (``moov`` first, a Matroska
+    ``Duration``) says it lasts more than ``max_video_s``."""
+    if kind == "video":
+        refusal = video_refusal(head) or video_bytes_refusal(size, max_video_bytes)
+        if refusal is None and max_video_s is not None:
+            claimed = header_duration(head)
+            if claimed is not None:
+                refusal = video_length_refusal(claimed, max_video_s)
+        return refusal
     if kind == "audio":
         refusal = audio_refusal(head)
         if refusal is None and max_audio_s is not None:

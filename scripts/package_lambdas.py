@@ -6,9 +6,9 @@ One zip serves all four functions (Terraform points each at its handler). Depend
 resolved for the Lambda runtime, not for this machine: CPython 3.12 wheels for manylinux on the
 chosen architecture (``pip --platform --only-binary``), so a build anywhere yields what Lambda
 runs. The GPU side is not in it: of ``modal_service`` only the pure-pydantic ``contracts.py``
-and the standard-library ``sniff.py``, ``image_rules.py`` and ``audio_rules.py`` go in. The zip
-is deterministic (sorted entries, fixed timestamps and modes), so Terraform's
-``source_code_hash`` changes only when the content does.
+and the standard-library ``sniff.py``, ``image_rules.py``, ``audio_rules.py`` and
+``video_rules.py`` go in. The zip is deterministic (sorted entries, fixed timestamps and
+modes), so Terraform's ``source_code_hash`` changes only when the content does.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ _CONTRACT_FILES = (
     "modal_service/sniff.py",
     "modal_service/image_rules.py",
     "modal_service/audio_rules.py",
+    "modal_service/video_rules.py",
 )
 _SKIPPED_PARTS = frozenset({"__pycache__", "node_modules", "tests"})
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)

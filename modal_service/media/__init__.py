@@ -1,4 +1,5 @@
-"""Media I/O for the GPU side: audio decode and loudness, portrait loading, MP4 encode + mux.
+"""Media I/O for the GPU side: audio decode and loudness, portrait loading, the source video's
+streamed decode (dubbing), MP4 encode + mux.
 
 Everything here shells out to the ffmpeg binary that ships with ``imageio-ffmpeg`` (no system
 ffmpeg needed) and raises :class:`MediaError` with a stable ``reason`` for bad input.
@@ -6,6 +7,6 @@ ffmpeg needed) and raises :class:`MediaError` with a stable ``reason`` for bad i
 
 from __future__ import annotations
 
-from modal_service.media.errors import AudioError, ImageError, MediaError
+from modal_service.media.errors import AudioError, ImageError, MediaError, VideoError
 
-__all__ = ["AudioError", "ImageError", "MediaError"]
+__all__ = ["AudioError", "ImageError", "MediaError", "VideoError"]

@@ -13,6 +13,9 @@ MediaCode = Literal[
     "image_invalid",
     "image_too_small",
     "image_too_large",
+    "video_invalid",
+    "video_too_long",
+    "video_too_large",
     "unsupported_format",
     "decompression_bomb",
 ]
@@ -41,3 +44,9 @@ class ImageError(MediaError):
     """The portrait is invalid, too small, too large, a bomb or of a refused format."""
 
     kind = "image"
+
+
+class VideoError(MediaError):
+    """The source video (dubbing) is invalid, too long, too large or of a refused format."""
+
+    kind = "video"

@@ -95,6 +95,7 @@ def test_sources_are_the_aws_side_and_the_contract_only() -> None:
         "modal_service/sniff.py",
         "modal_service/image_rules.py",
         "modal_service/audio_rules.py",
+        "modal_service/video_rules.py",
     ]
     assert all(n.endswith(".py") for n in names)
     assert not [n for n in names if "node_modules" in n or "/tests/" in n]

@@ -1,11 +1,12 @@
 """Content sniffing: every accepted container is recognised from its first bytes, whatever its
-name; images and documents sent as audio (and the reverse) are ``unsupported_format``."""
+name; images and documents sent as audio (and the reverse), and images, audio files and
+documents sent as the source video, are ``unsupported_format``."""
 
 from __future__ import annotations
 
 import pytest
 
-from modal_service.sniff import audio_refusal, image_refusal, sniff
+from modal_service.sniff import audio_refusal, image_refusal, sniff, video_refusal
 
 AUDIO_HEADS = {
     "wav": b"RIFF\x24\x00\x00\x00WAVEfmt ",
@@ -83,3 +84,45 @@ def test_refusals_say_what_is_accepted() -> None:
     assert "pdf" in reason
     assert "WebM" in reason
     assert "HEIC" in image_refusal(b"hello")[1]
+
+
+VIDEO_HEADS = {
+    "mp4": (AUDIO_HEADS["mp4"], "mp4"),
+    "mov-qt-brand": (b"\x00\x00\x00\x14ftypqt  \x00\x00\x02\x00qt  ", "mov"),
+    "mov-wide-first": (AUDIO_HEADS["mov-moov"], "mov"),
+    "mov-moov-first": (b"\x00\x00\x01\x00moov\x00\x00\x00\x6cmvhd", "mov"),
+    "mov-mdat-first": (b"\x00\x01\x00\x00mdat\x00\x00", "mov"),
+    "webm": (b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\x82\x84webm\x42\x87", "webm"),
+    "mkv": (b"\x1a\x45\xdf\xa3\xa3\x42\x86\x81\x01\x42\x82\x88matroska", "matroska"),
+}
+
+
+@pytest.mark.parametrize("name", VIDEO_HEADS)
+def test_video_containers_pass_as_videos_by_their_names(name: str) -> None:
+    head, expected = VIDEO_HEADS[name]
+    assert sniff(head) == ("video", expected)
+    assert video_refusal(head) is None
+    assert audio_refusal(head) is None  # a video's sound track is an audio input
+
+
+@pytest.mark.parametrize(
+    ("head", "what"),
+    [
+        (IMAGE_HEADS["png"], "an image (png), not a video"),
+        (IMAGE_HEADS["heic"], "an image (heif), not a video"),
+        (AUDIO_HEADS["wav"], "audio (wav), not a video"),
+        (AUDIO_HEADS["m4a"], "audio (m4a), not a video"),
+        (AUDIO_HEADS["flac"], "audio (flac), not a video"),
+        (DOCUMENTS["pdf"], "a document (pdf), not a video"),
+        (b"RIFF\x00\x00\x00\x00AVI LIST", "video (avi); send MP4, MOV, WebM or MKV"),
+    ],
+)
+def test_what_is_not_a_source_video_is_named(head: bytes, what: str) -> None:
+    code, reason = video_refusal(head)
+    assert code == "unsupported_format"
+    assert reason.startswith(f"is {what}")
+
+
+@pytest.mark.parametrize("head", [b"", b"hello world", b"\x00" * 64])
+def test_unrecognised_bytes_are_an_invalid_video(head: bytes) -> None:
+    assert video_refusal(head)[0] == "video_invalid"

@@ -21,7 +21,7 @@ ACCEPT = "accept"
 class CorpusCase:
     name: str
     """Unique, readable: ``wav-rf64``, ``png-rgba-magenta-under-alpha``."""
-    kind: Literal["audio", "image"]
+    kind: Literal["audio", "image", "video"]
     data: bytes
     key: str
     """The object key's last part as an uploader would name it (may have no extension)."""
@@ -31,7 +31,8 @@ class CorpusCase:
     """:data:`ACCEPT`, or the code the input must be refused with."""
     expected: dict[str, Any] = field(default_factory=dict)
     """For accepts, what the prepared input must be: ``duration_s`` and ``channels`` for audio;
-    ``size`` (upright width, height) and ``background`` (RGB where alpha was) for images."""
+    ``size`` (upright width, height) and ``background`` (RGB where alpha was) for images;
+    ``size``, ``rotation`` and ``frames`` (at 25 fps) for videos."""
     why: str = ""
     """What makes this file worth a case (one line)."""
 

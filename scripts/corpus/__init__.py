@@ -2,10 +2,12 @@
 
 Every case is built in code (ffmpeg, Pillow, a few hand-written headers) from fixed seeds, so
 the corpus needs no download and no checked-in binaries, and the same bytes come out on every
-machine. ``scripts/corpus/audio.py`` and ``scripts/corpus/images.py`` list the cases;
+machine. ``scripts/corpus/audio.py``, ``images.py`` and ``video.py`` list the cases;
 ``tests/unit/media/`` checks what the worker makes of each one (duration, level, orientation,
-background), and ``tests/reliability/test_input_corpus.py`` sends every one through the public
-API on the local stack: accepts render, refusals come back with their code and leave nothing.
+background, frames), and ``tests/reliability/test_input_corpus.py`` sends every audio and image
+case through the public API on the local stack: accepts render, refusals come back with their
+code and leave nothing (the source videos only go through the worker's preparation until the
+API takes a video).
 ``scripts/bench/input_bombs.py`` measures what refusing its bombs costs.
 """
 

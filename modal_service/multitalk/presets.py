@@ -123,7 +123,9 @@ def byte_level_tokenizer() -> PreTrainedTokenizerFast:
 
     specials = ["<pad>", "</s>", "<unk>"]
     vocab = {token: i for i, token in enumerate(specials)}
-    for char in pre_tokenizers.ByteLevel.alphabet():
+    # Sorted: the alphabet comes from a Rust hash set, in a different order in every process,
+    # and tiny's text states (so its video for a given seed) would change with it.
+    for char in sorted(pre_tokenizers.ByteLevel.alphabet()):
         vocab[char] = len(vocab)
     backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=specials[2]))
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

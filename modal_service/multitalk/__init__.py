@@ -24,6 +24,7 @@ __all__ = [
     "CancelCheck",
     "InputRejectedError",
     "ModelUnavailableError",
+    "PresetName",
     "ProgressCallback",
     "RenderCancelled",
     "RenderError",
@@ -34,16 +35,22 @@ __all__ = [
 ]
 
 
+PresetName = Literal[
+    "multitalk-14b", "infinitetalk-14b", "infinitetalk-14b-multi", "tiny", "tiny-infinitetalk"
+]
+
+
 def load_renderer(
-    preset: Literal["tiny", "multitalk-14b"],
+    preset: PresetName,
     weights_dir: Path | None = None,
     device: str | None = None,
 ) -> Renderer:
     """Load a preset once; call ``render`` on the result as often as needed.
 
-    ``tiny`` is built in code (seeded random weights, nothing downloaded). ``multitalk-14b``
-    reads ``weights_dir`` (the layout ``scripts/download_weights.py`` writes) strictly and
-    raises :class:`ModelUnavailableError` naming any missing or unexpected file or key.
+    ``tiny`` and ``tiny-infinitetalk`` are built in code (seeded random weights, nothing
+    downloaded). The 14B presets read ``weights_dir`` (the layout ``scripts/download_weights.py``
+    writes) strictly and raise :class:`ModelUnavailableError` naming any missing or unexpected
+    file or key.
     """
     from modal_service.multitalk.loading import load_preset
 

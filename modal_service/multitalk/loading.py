@@ -1,4 +1,4 @@
-"""Build a :class:`Renderer` for a preset: ``tiny`` in code, ``multitalk-14b`` from disk."""
+"""Build a :class:`Renderer` for a preset: the tiny ones in code, the 14B ones from disk."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from modal_service.multitalk.acceleration.deployment import DeploymentAccelerati
 from modal_service.multitalk.acceleration.engine import Accelerator
 from modal_service.multitalk.acceleration.lora_fusion import FusedLora
 from modal_service.multitalk.errors import ModelUnavailableError
-from modal_service.multitalk.presets import MULTITALK_14B, TINY, build_tiny
+from modal_service.multitalk.presets import PRESETS, TINY, TINY_INFINITETALK, Preset, build_tiny
 from modal_service.multitalk.renderer import Renderer
 from modal_service.multitalk.weights import (
-    ADAPTER_FILE,
+    ADAPTER_FILES,
     BASE_DIR,
     LORA_DIR,
     WAV2VEC_DIR,
@@ -31,14 +31,14 @@ def _default_device() -> str:
 
 def load_preset(name: str, weights_dir: Path | None, device: str | None) -> Renderer:
     device = device or _default_device()
-    if name == "tiny":
+    if name in {TINY.name, TINY_INFINITETALK.name}:
         pipeline, audio_encoder = build_tiny(device)
         accelerator = Accelerator(pipeline, DeploymentAcceleration.from_env())
-        return Renderer(TINY, pipeline, audio_encoder, accelerator)
-    if name == "multitalk-14b":
+        return Renderer(PRESETS[name], pipeline, audio_encoder, accelerator)
+    if name in ADAPTER_FILES:
         if weights_dir is None:
-            raise ModelUnavailableError("multitalk-14b needs weights_dir", "weights_missing")
-        return load_multitalk_14b(Path(weights_dir), device)
+            raise ModelUnavailableError(f"{name} needs weights_dir", "weights_missing")
+        return load_14b(PRESETS[name], Path(weights_dir), device)
     raise ModelUnavailableError(f"unknown preset {name!r}", "unknown_preset")
 
 
@@ -60,9 +60,10 @@ def build_transformer(transformer_dir: Path, adapter_file: Path, dtype: torch.dt
     return model.eval()
 
 
-def load_multitalk_14b(
-    weights_dir: Path, device: str, dtype: torch.dtype = torch.bfloat16
+def load_14b(
+    preset: Preset, weights_dir: Path, device: str, dtype: torch.dtype = torch.bfloat16
 ) -> Renderer:
+    """The shared 14B base with ``preset``'s audio adapter (``weights.ADAPTER_FILES``)."""
     from diffusers import AutoencoderKLWan
     from transformers import (
         AutoTokenizer,
@@ -78,13 +79,14 @@ def load_multitalk_14b(
     from modal_service.multitalk.scheduling import make_scheduler
 
     base = weights_dir / BASE_DIR
-    for needed in (base, weights_dir / ADAPTER_FILE, weights_dir / WAV2VEC_DIR):
+    adapter = weights_dir / ADAPTER_FILES[preset.name]
+    for needed in (base, adapter, weights_dir / WAV2VEC_DIR):
         if not needed.exists():
             raise ModelUnavailableError(
                 f"weights missing: {needed.relative_to(weights_dir)}", "weights_missing"
             )
     try:
-        transformer = build_transformer(base / "transformer", weights_dir / ADAPTER_FILE, dtype)
+        transformer = build_transformer(base / "transformer", adapter, dtype)
         pipeline = MultiTalkPipeline(
             tokenizer=AutoTokenizer.from_pretrained(base / "tokenizer"),
             text_encoder=UMT5EncoderModel.from_pretrained(base / "text_encoder", dtype=dtype),
@@ -107,7 +109,7 @@ def load_multitalk_14b(
     # original weights must be the bf16 ones, not fp8.
     lora = load_distillation_lora(transformer, weights_dir / LORA_DIR)
     accelerator = Accelerator(pipeline, DeploymentAcceleration.from_env(), lora)
-    return Renderer(MULTITALK_14B, pipeline, audio, accelerator)
+    return Renderer(preset, pipeline, audio, accelerator)
 
 
 def load_distillation_lora(transformer, lora_dir: Path) -> FusedLora | None:  # noqa: ANN001

@@ -1,9 +1,10 @@
 """MultiTalk image+audio-to-video pipeline on diffusers' Wan components.
 
 ``__call__`` stages: 1. check inputs, 2. encode prompts, 3. per clip: condition (CLIP image,
-VAE-encoded condition frames + mask), 4. denoise with batched CFG branches, 5. decode, colour
-correct and hand new frames to ``frame_sink``. Frames leave the pipeline clip by clip, so memory
-does not grow with video length.
+VAE-encoded condition frames + mask, motion latents; what they are is the clip strategy's
+choice), 4. denoise with batched CFG branches, 5. decode, colour correct and hand new frames to
+``frame_sink``. Frames leave the pipeline clip by clip, and the source is read one frame per
+clip, so memory does not grow with video length.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from modal_service.multitalk.acceleration.profiles import StepCache
 from modal_service.multitalk.acceleration.step_cache import CachedSteps
 from modal_service.multitalk.audio_encoder import clip_audio_windows
 from modal_service.multitalk.color import match_colors
+from modal_service.multitalk.reference_source import ReferenceSource
 from modal_service.multitalk.scheduling import set_multitalk_timesteps
 from modal_service.multitalk.streaming import ClipStrategy
 from modal_service.multitalk.transformer_multitalk import MultiTalkTransformer3DModel
@@ -143,15 +145,19 @@ class MultiTalkPipeline(DiffusionPipeline):
         std = torch.tensor(self.vae.config.latents_std).view(shape).to(latents)
         return mean, std
 
+    def encode_video(self, frames: torch.Tensor) -> torch.Tensor:
+        """Normalised VAE latents (the mode) of pixel frames ``(1, 3, T, H, W)`` in [-1, 1]."""
+        latents = self.vae.encode(frames.to(self.vae.dtype)).latent_dist.mode()
+        mean, std = self._latent_stats(latents)
+        return (latents - mean) / std
+
     def encode_condition(self, frames: torch.Tensor, clip_frames: int) -> torch.Tensor:
         """I2V condition ``(1, 4 + z, T_lat, h, w)``: frame mask + VAE(condition frames + zeros)."""
         _, _, given, height, width = frames.shape
         padded = torch.cat(
             [frames, frames.new_zeros(1, 3, clip_frames - given, height, width)], dim=2
         )
-        latents = self.vae.encode(padded.to(self.vae.dtype)).latent_dist.mode()
-        mean, std = self._latent_stats(latents)
-        latents = (latents - mean) / std
+        latents = self.encode_video(padded)
         lat_h, lat_w = height // self.vae_scale_spatial, width // self.vae_scale_spatial
         mask = torch.zeros(1, clip_frames, lat_h, lat_w, device=latents.device)
         mask[:, :given] = 1
@@ -178,7 +184,7 @@ class MultiTalkPipeline(DiffusionPipeline):
     @torch.no_grad()
     def __call__(
         self,
-        image: Image.Image,
+        source: ReferenceSource,
         audio_features: list[torch.Tensor],
         num_frames: int,
         strategy: ClipStrategy,
@@ -202,7 +208,9 @@ class MultiTalkPipeline(DiffusionPipeline):
         """Render ``num_frames`` frames at 25 fps; returns how many went to ``frame_sink``.
 
         Args:
-            image: the portrait, already bucketed and cropped to the output size.
+            source: the reference frames (a still image or a video's frames, 25 fps), already
+                bucketed and cropped to the output size; the strategy reads frame 0, or each
+                clip's frame.
             audio_features: per speaker ``(frames, layers, hidden)`` wav2vec2 features at 25 fps.
             class_masks: ``(3, height, width)`` speaker 1, speaker 2, background (two speakers).
             distilled_schedule: sample at a step-distillation LoRA's sigmas (turbo).
@@ -215,7 +223,7 @@ class MultiTalkPipeline(DiffusionPipeline):
         )
         with cache or contextlib.nullcontext():
             return self._render(
-                image,
+                source,
                 audio_features,
                 num_frames,
                 strategy,
@@ -239,7 +247,7 @@ class MultiTalkPipeline(DiffusionPipeline):
 
     def _render(
         self,
-        image: Image.Image,
+        source: ReferenceSource,
         audio_features: list[torch.Tensor],
         num_frames: int,
         strategy: ClipStrategy,
@@ -261,9 +269,10 @@ class MultiTalkPipeline(DiffusionPipeline):
         timings: dict[str, float] | None,
     ) -> int:
         timings = timings if timings is not None else {}
-        width, height = image.size
+        first = source.reference_frame(0)
+        width, height = first.size
         # 1. Check inputs
-        self.check_inputs(image, audio_features, class_masks, num_frames, height, width)
+        self.check_inputs(first, audio_features, class_masks, num_frames, height, width)
         device = self._execution_device
         dtype = self.transformer.dtype
         speakers = len(audio_features)
@@ -278,8 +287,15 @@ class MultiTalkPipeline(DiffusionPipeline):
         else:
             text = text[:1]
 
-        reference = torch.from_numpy(np.array(image)).permute(2, 0, 1).float().div(127.5).sub(1)
-        reference = reference[None, :, None].to(device)  # (1, 3, 1, H, W)
+        def frame_at(index: int) -> torch.Tensor:
+            frame = first if index == 0 else source.reference_frame(index)
+            if frame.size != (width, height):
+                raise ValueError(f"source frame {index} is {frame.size}, not {(width, height)}")
+            pixels = torch.from_numpy(np.array(frame)).permute(2, 0, 1).float().div(127.5).sub(1)
+            return pixels[None, :, None].to(device)  # (1, 3, 1, H, W)
+
+        # Every clip is colour-corrected toward frame 0, whatever it was conditioned on.
+        reference = frame_at(0)
         token_masks = None
         if class_masks is not None and speakers == 2:
             grid = (height // self.vae_scale_spatial // 2, width // self.vae_scale_spatial // 2)
@@ -292,18 +308,17 @@ class MultiTalkPipeline(DiffusionPipeline):
 
         clips = strategy.num_clips(num_frames)
         total_steps = clips * num_inference_steps
-        previous = motion_latents = None
+        previous = None
         emitted = 0
         for clip in range(clips):
             # 3. Condition this clip
             started = time.perf_counter()
-            cond_frames = strategy.condition_frames(reference, previous)
+            cond_frames = strategy.condition_frames(clip, frame_at, previous)
             image_states = self.encode_image(cond_frames[:, :, -1]).to(dtype)
             y = self.encode_condition(cond_frames, strategy.frame_num).to(dtype)
-            if previous is not None:
-                motion_latents = y[
-                    :, 4 : 4 + self.vae.config.z_dim, : strategy.motion_latent_frames
-                ].float()
+            motion_latents = strategy.motion_latents(
+                clip, cond_frames, y[:, 4:], previous, self.encode_video
+            )
             audio = torch.stack(
                 [
                     clip_audio_windows(
@@ -336,7 +351,7 @@ class MultiTalkPipeline(DiffusionPipeline):
             if cache is not None:
                 cache.new_clip()
             sigmas = self.scheduler.sigmas.tolist()
-            latents = strategy.inject(latents, motion_latents, sigmas[0], generator)
+            latents = strategy.inject(clip, latents, motion_latents, sigmas[0], generator)
 
             # 4. Denoise
             for i, t in enumerate(self.scheduler.timesteps):
@@ -363,7 +378,7 @@ class MultiTalkPipeline(DiffusionPipeline):
                     cond, no_audio = velocity.chunk(2)
                     velocity = no_audio + audio_guidance_scale * (cond - no_audio)
                 latents = self.scheduler.step(velocity, t, latents, return_dict=False)[0]
-                latents = strategy.inject(latents, motion_latents, sigmas[i + 1], generator)
+                latents = strategy.inject(clip, latents, motion_latents, sigmas[i + 1], generator)
                 if step_callback is not None:
                     step_callback(clip * num_inference_steps + i + 1, total_steps)
 

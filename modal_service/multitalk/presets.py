@@ -1,14 +1,20 @@
-"""Presets: the real 14B model and ``tiny`` (same classes, small dims, seeded random weights).
+"""Presets: the real 14B models and their ``tiny`` twins (same classes, small dims, seeded
+random weights).
 
-``tiny`` exists so the whole product runs on a CPU in seconds: its video is noise, but a real,
-playable MP4 of the right length with the audio muxed, and its metadata says ``tiny``. It renders
-smaller buckets (1/10 of the area side) and shorter clips (33 frames, 9 motion frames instead of
-81 and 25) so that clip streaming is exercised by a few seconds of audio.
+The 14B presets share the Wan2.1 I2V base and the transformer class; each reads its own audio
+adapter and streams clips its own way: ``multitalk-14b`` (MultiTalk), ``infinitetalk-14b`` and
+``infinitetalk-14b-multi`` (InfiniteTalk's single- and multi-speaker adapters).
+
+``tiny`` and ``tiny-infinitetalk`` exist so the whole product runs on a CPU in seconds: their
+video is noise, but a real, playable MP4 of the right length with the audio muxed, and the
+metadata names the preset. They render smaller buckets (1/10 of the area side) and shorter clips
+(33 frames instead of 81; 9 motion frames instead of 25, 5 instead of 9) so that clip streaming
+is exercised by a few seconds of audio.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -27,6 +33,8 @@ class Preset(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: str
+    strategy: Literal["multitalk", "infinitetalk"] = "multitalk"
+    """How clips are streamed (``streaming.STRATEGIES``)."""
     frame_num: int = 81
     motion_frames: int = 25
     sample_steps: int = 40
@@ -51,6 +59,10 @@ class Preset(BaseModel):
 
 
 MULTITALK_14B = Preset(name="multitalk-14b")
+# InfiniteTalk's defaults are MultiTalk's (40 steps, shift 7/11, guidance 5/4, colour correction
+# 1.0, the same buckets) but for its 9 motion frames.
+INFINITETALK_14B = Preset(name="infinitetalk-14b", strategy="infinitetalk", motion_frames=9)
+INFINITETALK_14B_MULTI = INFINITETALK_14B.model_copy(update={"name": "infinitetalk-14b-multi"})
 TINY = Preset(
     name="tiny",
     frame_num=33,
@@ -63,7 +75,13 @@ TINY = Preset(
     # 2-thread tiny renders about 10x slower than 1-thread ones (measured under load 6 on 2 cores).
     cpu_threads=1,
 )
-PRESETS = {preset.name: preset for preset in (MULTITALK_14B, TINY)}
+TINY_INFINITETALK = TINY.model_copy(
+    update={"name": "tiny-infinitetalk", "strategy": "infinitetalk", "motion_frames": 5}
+)
+PRESETS = {
+    preset.name: preset
+    for preset in (MULTITALK_14B, INFINITETALK_14B, INFINITETALK_14B_MULTI, TINY, TINY_INFINITETALK)
+}
 
 TINY_TRANSFORMER = dict(
     num_attention_heads=2,

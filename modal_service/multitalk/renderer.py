@@ -32,8 +32,9 @@ from modal_service.multitalk.errors import RenderCancelled
 from modal_service.multitalk.inputs import PreparedInputs, prepare_inputs
 from modal_service.multitalk.pipeline_multitalk import MultiTalkPipeline
 from modal_service.multitalk.presets import Preset
+from modal_service.multitalk.reference_source import BucketedSource, ReferenceSource, StillImage
 from modal_service.multitalk.spec import CancelCheck, ProgressCallback, RenderOutcome, RenderSpec
-from modal_service.multitalk.streaming import MultiTalkStreaming
+from modal_service.multitalk.streaming import STRATEGIES
 
 logger = logging.getLogger(__name__)
 
@@ -118,16 +119,21 @@ class Renderer:
         keep = int((inputs.frames / VIDEO_FPS + 1.0) * MODEL_SAMPLE_RATE)
         return [self.audio_encoder.encode(track[:keep]) for track in inputs.model_tracks]
 
-    def _conditioning_image(self, spec: RenderSpec, portrait: Image.Image) -> tuple:
+    def _conditioning(
+        self, spec: RenderSpec, portrait: Image.Image, video: ReferenceSource | None
+    ) -> tuple[ReferenceSource, int, int, torch.Tensor | None]:
+        """The reference source cropped to its bucket (chosen on the video's frame 0 if there is
+        a video), the bucket's height and width, and the speaker masks."""
+        first = video.reference_frame(0) if video is not None else portrait
         height, width = bucket_size(
-            portrait.height, portrait.width, spec.resolution, self._preset.bucket_scale
+            first.height, first.width, spec.resolution, self._preset.bucket_scale
         )
         masks = None
         if len(spec.audio_paths) == 2:
-            masks = speaker_masks(
-                portrait.height, portrait.width, height, width, spec.bounding_boxes
-            )
-        return resize_and_crop(portrait, height, width), masks
+            masks = speaker_masks(first.height, first.width, height, width, spec.bounding_boxes)
+        if video is not None:
+            return BucketedSource(video, height, width), height, width, masks
+        return StillImage(resize_and_crop(portrait, height, width)), height, width, masks
 
     def render(
         self,
@@ -136,11 +142,14 @@ class Renderer:
         progress: ProgressCallback | None = None,
         should_cancel: CancelCheck | None = None,
         inputs: PreparedInputs | None = None,
+        video: ReferenceSource | None = None,
     ) -> RenderOutcome:
         """Render ``spec`` to an H.264/AAC MP4 at ``out_path`` (25 fps, audio trimmed to fit).
 
         ``inputs`` are ``spec``'s media already prepared (the worker checks them before it
-        loads the model); without them the render prepares them itself.
+        loads the model); without them the render prepares them itself. ``video`` (dubbing,
+        InfiniteTalk presets only) gives each clip's reference frame, at 25 fps, instead of the
+        portrait: the bucket comes from its frame 0, and every frame is cropped to it.
 
         Raises:
             InputRejectedError: bad input media, with its code and a message naming the input.
@@ -149,6 +158,11 @@ class Renderer:
         out_path = Path(out_path)
         report = progress or (lambda stage, step, total: None)
         cancelled = should_cancel or (lambda: False)
+        strategy = STRATEGIES[self._preset.strategy](
+            self._preset.frame_num, self._preset.motion_frames
+        )
+        if video is not None and not strategy.follows_source:
+            raise ValueError(f"{self.preset} animates one image; a video needs InfiniteTalk")
         timer = _Timer()
         seed = spec.seed if spec.seed is not None else secrets.randbelow(2**32)
         settings, notes = self.sampling_settings(spec)
@@ -166,7 +180,7 @@ class Renderer:
                 report("audio", 1, 1)
             self._check(cancelled)
             with timer.stage("conditioning"):
-                image, masks = self._conditioning_image(spec, inputs.portrait)
+                source, height, width, masks = self._conditioning(spec, inputs.portrait, video)
             image_conditioning = timer.seconds["conditioning"]
             self._check(cancelled)
 
@@ -176,9 +190,7 @@ class Renderer:
 
             partial = workdir / "video.mp4"
             encode_s = 0.0
-            with Mp4Writer(
-                partial, image.width, image.height, inputs.soundtrack, frames / VIDEO_FPS
-            ) as writer:
+            with Mp4Writer(partial, width, height, inputs.soundtrack, frames / VIDEO_FPS) as writer:
 
                 def sink(chunk: np.ndarray) -> None:
                     nonlocal encode_s
@@ -190,12 +202,10 @@ class Renderer:
                 generator = torch.Generator(device=device).manual_seed(seed)
                 with self.accelerator.job(spec.speed) as applied, timer.stage("denoise"):
                     self.pipeline(
-                        image=image,
+                        source=source,
                         audio_features=features,
                         num_frames=frames,
-                        strategy=MultiTalkStreaming(
-                            self._preset.frame_num, self._preset.motion_frames
-                        ),
+                        strategy=strategy,
                         prompt=spec.prompt,
                         negative_prompt=self._preset.negative_prompt,
                         class_masks=masks,
@@ -224,8 +234,8 @@ class Renderer:
             video_path=out_path,
             frames=frames,
             fps=VIDEO_FPS,
-            width=image.width,
-            height=image.height,
+            width=width,
+            height=height,
             duration_s=frames / VIDEO_FPS,
             model=self.preset,
             speed=spec.speed,

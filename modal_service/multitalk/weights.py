@@ -1,4 +1,4 @@
-"""Strict weight loading for the 14B preset.
+"""Strict weight loading for the 14B presets.
 
 Layout under ``weights_dir`` (what ``scripts/download_weights.py`` writes):
 
@@ -7,6 +7,8 @@ Layout under ``weights_dir`` (what ``scripts/download_weights.py`` writes):
   original Wan format (``blocks.0.self_attn.q.weight`` ...): it is renamed with diffusers' own
   converter.
 - ``MeiGen-MultiTalk/multitalk.safetensors``: the audio adapter, 330 keys in their original names.
+- ``InfiniteTalk/{single,multi}/infinitetalk.safetensors``: InfiniteTalk's adapters (one and two
+  speakers) for the same network, with the same keys.
 - ``chinese-wav2vec2-base/``: config, preprocessor config and ``model.safetensors``.
 - ``loras/*.safetensors`` (optional): a distillation LoRA (lightx2v / FusionX) for turbo.
 
@@ -27,6 +29,15 @@ from modal_service.multitalk.errors import ModelUnavailableError
 
 BASE_DIR = "Wan2.1-I2V-14B-480P-Diffusers"
 ADAPTER_FILE = "MeiGen-MultiTalk/multitalk.safetensors"
+INFINITETALK_DIR = "InfiniteTalk"
+INFINITETALK_SINGLE_FILE = f"{INFINITETALK_DIR}/single/infinitetalk.safetensors"
+INFINITETALK_MULTI_FILE = f"{INFINITETALK_DIR}/multi/infinitetalk.safetensors"
+ADAPTER_FILES = {
+    "multitalk-14b": ADAPTER_FILE,
+    "infinitetalk-14b": INFINITETALK_SINGLE_FILE,
+    "infinitetalk-14b-multi": INFINITETALK_MULTI_FILE,
+}
+"""The audio adapter each 14B preset reads next to the shared base."""
 WAV2VEC_DIR = "chinese-wav2vec2-base"
 LORA_DIR = "loras"
 ADAPTER_KEY_COUNT_14B = 330
@@ -101,8 +112,10 @@ def load_transformer_state(
     keep_fp32: Iterable[str] = (),
 ) -> dict[str, torch.Tensor]:
     """Base shards + adapter as one state dict in the model's names, checked strictly."""
+    # Named with its folder: the single- and multi-speaker InfiniteTalk adapters share a name.
+    adapter_name = f"{adapter_file.parent.name}/{adapter_file.name}"
     if not adapter_file.is_file():
-        raise ModelUnavailableError(f"adapter file missing: {adapter_file.name}", "weights_missing")
+        raise ModelUnavailableError(f"adapter file missing: {adapter_name}", "weights_missing")
     shards = sorted(transformer_dir.glob("*.safetensors"))
     if not shards:
         raise ModelUnavailableError(
@@ -117,7 +130,7 @@ def load_transformer_state(
     check_keys(
         [k for k in expected if not is_adapter_key(k)], base_names, f"{transformer_dir.name}/"
     )
-    check_keys([k for k in expected if is_adapter_key(k)], adapter_keys, adapter_file.name)
+    check_keys([k for k in expected if is_adapter_key(k)], adapter_keys, adapter_name)
     state = _read_safetensors(shards, rename, dtype, keep_fp32)
     state.update(_read_safetensors([adapter_file], None, dtype, keep_fp32))
     return state

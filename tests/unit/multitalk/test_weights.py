@@ -131,3 +131,42 @@ def test_strictly_loaded_mixed_precision_model_renders(tmp_path: Path, media: di
     outcome = Renderer(TINY, pipeline, audio).render(spec, tmp_path / "bf16.mp4")
     assert outcome.frames == 25
     assert probe_media(tmp_path / "bf16.mp4").frames == 25
+
+
+@pytest.mark.parametrize(
+    ("preset", "adapter"),
+    [
+        ("multitalk-14b", "MeiGen-MultiTalk/multitalk.safetensors"),
+        ("infinitetalk-14b", "InfiniteTalk/single/infinitetalk.safetensors"),
+        ("infinitetalk-14b-multi", "InfiniteTalk/multi/infinitetalk.safetensors"),
+    ],
+)
+def test_each_14b_preset_reads_its_own_adapter_over_the_shared_base(
+    tmp_path: Path, preset: str, adapter: str
+) -> None:
+    from modal_service.multitalk import load_renderer
+    from modal_service.multitalk.weights import ADAPTER_FILES, BASE_DIR, WAV2VEC_DIR
+
+    assert ADAPTER_FILES[preset] == adapter
+    with pytest.raises(ModelUnavailableError, match=f"{preset} needs weights_dir"):
+        load_renderer(preset)
+    (tmp_path / BASE_DIR).mkdir()
+    (tmp_path / WAV2VEC_DIR).mkdir()
+    with pytest.raises(ModelUnavailableError, match=f"weights missing: {adapter}"):
+        load_renderer(preset, weights_dir=tmp_path)
+
+
+def test_an_infinitetalk_adapter_is_checked_key_by_key_and_named_with_its_folder(
+    tmp_path: Path,
+) -> None:
+    transformer_dir, adapter = _write_checkpoint(tmp_path, build_tiny_transformer())
+    from safetensors.torch import load_file
+
+    state = load_file(adapter)
+    state["blocks.0.audio_cross_attn.extra.weight"] = torch.zeros(1)
+    single = tmp_path / "InfiniteTalk" / "single" / "infinitetalk.safetensors"
+    single.parent.mkdir(parents=True)
+    save_file(state, single)
+    with pytest.raises(ModelUnavailableError) as err:
+        build_transformer(transformer_dir, single, torch.float32)
+    assert err.value.message.startswith("single/infinitetalk.safetensors: 1 unexpected")

@@ -1,12 +1,17 @@
-"""Download the 14B preset's weights into a directory (a Modal Volume in production).
+"""Download the 14B presets' weights into a directory (a Modal Volume in production).
 
-    python -m scripts.download_weights --dest /weights [--turbo-lora REPO:FILE] [--check]
+    python -m scripts.download_weights --dest /weights [--models PRESET ...]
+        [--turbo-lora REPO:FILE] [--check]
 
-The layout it writes is the one ``modal_service.multitalk.weights`` reads:
+``--models`` names the presets to fetch (default ``multitalk-14b``); they share the base and
+wav2vec2, and each adds its audio adapter. The layout it writes is the one
+``modal_service.multitalk.weights`` reads:
 
     <dest>/Wan2.1-I2V-14B-480P-Diffusers/{model_index.json,tokenizer,text_encoder,image_encoder,
            image_processor,transformer,vae,scheduler}/...
-    <dest>/MeiGen-MultiTalk/multitalk.safetensors
+    <dest>/MeiGen-MultiTalk/multitalk.safetensors                 (multitalk-14b)
+    <dest>/InfiniteTalk/single/infinitetalk.safetensors           (infinitetalk-14b)
+    <dest>/InfiniteTalk/multi/infinitetalk.safetensors            (infinitetalk-14b-multi)
     <dest>/chinese-wav2vec2-base/{config.json,preprocessor_config.json,model.safetensors}
     <dest>/loras/<file>.safetensors            (only with --turbo-lora)
 
@@ -43,7 +48,7 @@ class Artifact:
 
 # Revisions: the branches the research was done against. Pin commit SHAs here for production
 # reproducibility once they have been checked (the hub is not reachable from this machine).
-ARTIFACTS = (
+SHARED = (
     Artifact(
         repo_id="Wan-AI/Wan2.1-I2V-14B-480P-Diffusers",
         revision="main",
@@ -61,13 +66,6 @@ ARTIFACTS = (
         required=("transformer/config.json", "vae/config.json", "text_encoder/config.json"),
     ),
     Artifact(
-        repo_id="MeiGen-AI/MeiGen-MultiTalk",
-        revision="main",
-        subdir="MeiGen-MultiTalk",
-        patterns=("multitalk.safetensors",),
-        required=("multitalk.safetensors",),
-    ),
-    Artifact(
         # MultiTalk reads model.safetensors from this repo's PR #1 (the main branch has .bin only).
         repo_id="TencentGameMate/chinese-wav2vec2-base",
         revision="refs/pr/1",
@@ -76,7 +74,37 @@ ARTIFACTS = (
         required=("config.json", "preprocessor_config.json", "model.safetensors"),
     ),
 )
+
+
+def _adapter(repo_id: str, subdir: str, path: str) -> Artifact:
+    """One file of ``repo_id`` (main) at ``<dest>/<subdir>/<path>``."""
+    return Artifact(
+        repo_id=repo_id, revision="main", subdir=subdir, patterns=(path,), required=(path,)
+    )
+
+
+ADAPTERS = {
+    "multitalk-14b": _adapter(
+        "MeiGen-AI/MeiGen-MultiTalk", "MeiGen-MultiTalk", "multitalk.safetensors"
+    ),
+    "infinitetalk-14b": _adapter(
+        "MeiGen-AI/InfiniteTalk", "InfiniteTalk", "single/infinitetalk.safetensors"
+    ),
+    "infinitetalk-14b-multi": _adapter(
+        "MeiGen-AI/InfiniteTalk", "InfiniteTalk", "multi/infinitetalk.safetensors"
+    ),
+}
+"""Each 14B preset's audio adapter, on top of the shared artifacts."""
+DEFAULT_MODELS = ("multitalk-14b",)
 LORA_SUBDIR = "loras"
+
+
+def artifacts_for(models: Sequence[str]) -> list[Artifact]:
+    """The shared base and wav2vec2, then each named preset's adapter."""
+    return [*SHARED, *(ADAPTERS[model] for model in dict.fromkeys(models))]
+
+
+ARTIFACTS = tuple(artifacts_for(DEFAULT_MODELS))
 
 
 class DownloadError(RuntimeError):
@@ -190,15 +218,20 @@ def lora_artifact(spec: str) -> Artifact:
     repo_id, sep, path = spec.partition(":")
     if not sep or not path.endswith(".safetensors"):
         raise argparse.ArgumentTypeError("--turbo-lora takes REPO:FILE.safetensors")
-    return Artifact(
-        repo_id=repo_id, revision="main", subdir=LORA_SUBDIR, patterns=(path,), required=(path,)
-    )
+    return _adapter(repo_id, LORA_SUBDIR, path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--dest", type=Path, required=True, help="weights directory (the Volume mount)"
+    )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        choices=sorted(ADAPTERS),
+        default=list(DEFAULT_MODELS),
+        help="the presets to fetch (default: multitalk-14b)",
     )
     parser.add_argument(
         "--turbo-lora", type=lora_artifact, help="optional distillation LoRA, REPO:FILE"
@@ -210,7 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     hub: Hub = LocalHub(args.local_hub) if args.local_hub else HuggingFaceHub()
-    artifacts = [*ARTIFACTS, args.turbo_lora] if args.turbo_lora else list(ARTIFACTS)
+    artifacts = artifacts_for(args.models)
+    if args.turbo_lora:
+        artifacts.append(args.turbo_lora)
     try:
         report = sync(hub, args.dest, artifacts, check_only=args.check)
     except DownloadError as exc:

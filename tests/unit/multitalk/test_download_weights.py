@@ -8,6 +8,7 @@ import pytest
 
 from modal_service.multitalk import weights
 from scripts.download_weights import (
+    ADAPTERS,
     ARTIFACTS,
     LORA_SUBDIR,
     DownloadError,
@@ -37,6 +38,11 @@ REPO_FILES = {
         "preprocessor_config.json": b"{}",
         "model.safetensors": b"w" * 1500,
         "pytorch_model.bin": b"old" * 100,
+    },
+    "MeiGen-AI/InfiniteTalk": {
+        "single/infinitetalk.safetensors": b"s" * 900,
+        "multi/infinitetalk.safetensors": b"d" * 800,
+        "quant_models/infinitetalk_single_fp8.safetensors": b"q" * 300,
     },
     "lightx2v/Loras": {"distill_lora_rank64.safetensors": b"l" * 700},
 }
@@ -128,3 +134,24 @@ def test_cli_check_mode_and_turbo_lora(hub: LocalHub, tmp_path: Path) -> None:
     assert main([*args, "--check"]) == 0
     with pytest.raises(SystemExit):
         main([*args, "--turbo-lora", "no-colon"])
+
+
+def test_models_option_fetches_each_presets_adapter_once_over_one_base(
+    hub: LocalHub, tmp_path: Path
+) -> None:
+    dest = tmp_path / "weights"
+    args = ["--dest", str(dest), "--local-hub", str(hub.root)]
+    assert main([*args, "--models", "infinitetalk-14b", "infinitetalk-14b-multi"]) == 0
+    assert (dest / weights.INFINITETALK_SINGLE_FILE).read_bytes() == b"s" * 900
+    assert (dest / weights.INFINITETALK_MULTI_FILE).read_bytes() == b"d" * 800
+    assert not (dest / weights.ADAPTER_FILE).exists()
+    assert not (dest / weights.INFINITETALK_DIR / "quant_models").exists()
+    assert (dest / weights.BASE_DIR / "transformer" / "config.json").is_file()
+    assert main([*args, "--models", "infinitetalk-14b-multi", "--check"]) == 0
+    assert main([*args, "--check"]) == 1  # the default, multitalk-14b, lacks its adapter
+    # Every 14B preset the loader knows is downloadable, at the path the loader reads.
+    assert set(ADAPTERS) == set(weights.ADAPTER_FILES)
+    for model, artifact in ADAPTERS.items():
+        assert f"{artifact.subdir}/{artifact.patterns[0]}" == weights.ADAPTER_FILES[model]
+    with pytest.raises(SystemExit):
+        main([*args, "--models", "tiny"])

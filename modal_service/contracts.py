@@ -27,6 +27,12 @@ MAX_URL_LENGTH = 4096
 MAX_PROMPT_LENGTH = 2000
 MAX_SPEAKERS = 2
 
+PresetName = Literal[
+    "multitalk-14b", "infinitetalk-14b", "infinitetalk-14b-multi", "tiny", "tiny-infinitetalk"
+]
+"""The GPU side's model presets. ``infinitetalk-14b-multi`` is InfiniteTalk's two-speaker adapter;
+the AWS side picks it for a two-speaker ``infinitetalk-14b`` job. ``tiny*`` are random weights."""
+
 SpeedProfile = Literal["quality", "balanced", "turbo"]
 """Named speed profiles a job may ask for (defined in ``modal_service.multitalk.acceleration``).
 
@@ -131,7 +137,7 @@ class GenerationParams(Model):
     bounding_boxes: list[BoundingBox] | None = Field(default=None, max_length=MAX_SPEAKERS)
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
     sample_steps: int | None = Field(default=None, ge=1, le=100)
-    model: Literal["multitalk-14b", "tiny"] = "multitalk-14b"
+    model: PresetName = "multitalk-14b"
 
     @model_validator(mode="before")
     @classmethod
@@ -147,24 +153,40 @@ InputName = Annotated[str, Field(min_length=1, max_length=1024)]
 
 
 class JobInputs(Model):
-    """Pre-signed GET URLs: one audio track per speaker (1 or 2) and one reference image.
+    """Pre-signed GET URLs: one audio track per speaker (1 or 2), and either a reference image or
+    a source video to dub (InfiniteTalk presets only).
 
-    ``audio_names`` and ``image_name`` are the objects' keys (never their bucket), so that a
-    refusal names the caller's file; the keys are in the URLs' paths already.
+    ``audio_names``, ``image_name`` and ``video_name`` are the objects' keys (never their
+    bucket), so that a refusal names the caller's file; the keys are in the URLs' paths already.
     """
 
     audio_urls: list[PresignedUrl] = Field(min_length=1, max_length=MAX_SPEAKERS)
-    image_url: PresignedUrl
+    image_url: PresignedUrl | None = None
+    video_url: PresignedUrl | None = None
     audio_names: list[InputName] | None = Field(default=None, max_length=MAX_SPEAKERS)
     image_name: InputName | None = None
+    video_name: InputName | None = None
     max_audio_bytes: int = Field(default=100 * 1024 * 1024, gt=0, le=1024**3)
     max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0, le=200 * 1024**2)
+    max_video_bytes: int = Field(default=2 * 1024**3, gt=0, le=8 * 1024**3)
     max_audio_s: float = Field(
         default=600.0,
         gt=0,
         le=600,
         description="The deployment's longest audio: longer tracks are refused, not cut",
     )
+    max_video_s: float = Field(
+        default=600.0,
+        gt=0,
+        le=3600,
+        description="The deployment's longest source video: longer ones are refused",
+    )
+
+    @model_validator(mode="after")
+    def _image_or_video(self) -> JobInputs:
+        if (self.image_url is None) == (self.video_url is None):
+            raise ValueError("give exactly one of image_url or video_url")
+        return self
 
     def audio_label(self, index: int) -> str:
         """``audio 1 (talk.wav)``: how messages name a track to the caller."""
@@ -175,6 +197,10 @@ class JobInputs(Model):
     @property
     def image_label(self) -> str:
         return "the reference image" + (f" ({self.image_name})" if self.image_name else "")
+
+    @property
+    def video_label(self) -> str:
+        return "the source video" + (f" ({self.video_name})" if self.video_name else "")
 
 
 class JobOutput(Model):

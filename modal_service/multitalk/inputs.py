@@ -20,8 +20,9 @@ from modal_service.media.audio import (
     arrange_speakers,
     prepare_track,
 )
-from modal_service.media.errors import AudioError, ImageError
+from modal_service.media.errors import AudioError, ImageError, VideoError
 from modal_service.media.image import load_portrait
+from modal_service.media.source_video import PreparedVideo, prepare_source_video
 from modal_service.media.video import VIDEO_FPS
 from modal_service.multitalk.errors import InputRejectedError
 from modal_service.multitalk.spec import RenderSpec
@@ -43,7 +44,9 @@ class PreparedInputs:
     """Each input track's own duration."""
     notes: list[str]
     portrait: Image.Image
-    """RGB, upright, alpha composited."""
+    """RGB, upright, alpha composited; for a source video, its first frame."""
+    video: PreparedVideo | None = None
+    """The source video to dub, checked, with a streaming reader of its frames."""
 
 
 def prepare_inputs(spec: RenderSpec, workdir: Path) -> PreparedInputs:
@@ -58,9 +61,19 @@ def prepare_inputs(spec: RenderSpec, workdir: Path) -> PreparedInputs:
             tracks.append(prepare_track(path, spec.audio_label(index), max_s=spec.max_audio_s))
         except AudioError as exc:
             raise InputRejectedError(exc.code, exc.message) from None
+    video = None
     try:
-        portrait = load_portrait(spec.image_path, spec.image_label)
-    except ImageError as exc:
+        if spec.video_path is not None:
+            video = prepare_source_video(
+                spec.video_path,
+                spec.video_label,
+                max_s=spec.max_video_s,
+                max_bytes=spec.max_video_bytes,
+            )
+            portrait = video.first_frame
+        else:
+            portrait = load_portrait(spec.image_path, spec.image_label)
+    except (ImageError, VideoError) as exc:
         raise InputRejectedError(exc.code, exc.message) from None
 
     model_tracks = arrange_speakers([t.model_samples for t in tracks], spec.audio_type)
@@ -89,4 +102,5 @@ def prepare_inputs(spec: RenderSpec, workdir: Path) -> PreparedInputs:
         durations_s=[round(t.duration_s, 3) for t in tracks],
         notes=notes,
         portrait=portrait,
+        video=video,
     )

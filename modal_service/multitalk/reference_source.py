@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import numpy as np
 from PIL import Image
 
 from modal_service.multitalk.buckets import resize_and_crop
@@ -19,7 +20,8 @@ class ReferenceSource(Protocol):
     without holding the video."""
 
     def reference_frame(self, index: int) -> Image.Image:
-        """RGB frame number ``index``; past the end of a video, its last frame."""
+        """RGB frame number ``index``; past the end of a video, whatever its reader serves
+        (the product's reader, ``media.source_video``, restarts the source)."""
 
 
 class StillImage:
@@ -42,3 +44,21 @@ class BucketedSource:
 
     def reference_frame(self, index: int) -> Image.Image:
         return resize_and_crop(self.source.reference_frame(index), self.height, self.width)
+
+
+class FrameReader(Protocol):
+    """A decoder serving frames at 25 fps by index, in non-decreasing order."""
+
+    def frame_at(self, index: int) -> np.ndarray:
+        """``(height, width, 3)`` RGB ``uint8``."""
+
+
+class DecodedVideo:
+    """A source video whose reader already decodes at the render's bucket size (ffmpeg scales
+    and crops each frame as ``resize_and_crop`` does a portrait)."""
+
+    def __init__(self, reader: FrameReader) -> None:
+        self.reader = reader
+
+    def reference_frame(self, index: int) -> Image.Image:
+        return Image.fromarray(self.reader.frame_at(index))

@@ -28,11 +28,16 @@ from modal_service.multitalk.acceleration.engine import Accelerator
 from modal_service.multitalk.acceleration.profiles import PROFILES
 from modal_service.multitalk.audio_encoder import AudioFeatureEncoder
 from modal_service.multitalk.buckets import bucket_size, resize_and_crop, speaker_masks
-from modal_service.multitalk.errors import RenderCancelled
+from modal_service.multitalk.errors import RenderCancelled, RenderError
 from modal_service.multitalk.inputs import PreparedInputs, prepare_inputs
 from modal_service.multitalk.pipeline_multitalk import MultiTalkPipeline
 from modal_service.multitalk.presets import Preset
-from modal_service.multitalk.reference_source import BucketedSource, ReferenceSource, StillImage
+from modal_service.multitalk.reference_source import (
+    BucketedSource,
+    DecodedVideo,
+    ReferenceSource,
+    StillImage,
+)
 from modal_service.multitalk.spec import CancelCheck, ProgressCallback, RenderOutcome, RenderSpec
 from modal_service.multitalk.streaming import STRATEGIES
 
@@ -163,6 +168,12 @@ class Renderer:
         )
         if video is not None and not strategy.follows_source:
             raise ValueError(f"{self.preset} animates one image; a video needs InfiniteTalk")
+        if spec.video_path is not None and not strategy.follows_source:
+            # The AWS side refuses this at submit; a direct caller gets the same words.
+            raise RenderError(
+                f"{self.preset} animates one image: dubbing a video needs an InfiniteTalk model",
+                reason="video_needs_infinitetalk",
+            )
         timer = _Timer()
         seed = spec.seed if spec.seed is not None else secrets.randbelow(2**32)
         settings, notes = self.sampling_settings(spec)
@@ -170,6 +181,7 @@ class Renderer:
         threads = torch.get_num_threads()
         if self._preset.cpu_threads and self.pipeline._execution_device.type == "cpu":
             torch.set_num_threads(self._preset.cpu_threads)
+        opened = contextlib.ExitStack()  # the source video's decoder, closed on every outcome
         try:
             with timer.stage("audio"):
                 report("audio", 0, 1)
@@ -180,6 +192,12 @@ class Renderer:
                 report("audio", 1, 1)
             self._check(cancelled)
             with timer.stage("conditioning"):
+                if video is None and inputs.video is not None:
+                    first = inputs.portrait  # the video's first frame picks the bucket
+                    size = bucket_size(
+                        first.height, first.width, spec.resolution, self._preset.bucket_scale
+                    )
+                    video = DecodedVideo(opened.enter_context(inputs.video.frames(*size)))
                 source, height, width, masks = self._conditioning(spec, inputs.portrait, video)
             image_conditioning = timer.seconds["conditioning"]
             self._check(cancelled)
@@ -228,6 +246,7 @@ class Renderer:
             partial.replace(out_path)
             report("encode", 1, 1)
         finally:
+            opened.close()
             shutil.rmtree(workdir, ignore_errors=True)
             torch.set_num_threads(threads)
         return RenderOutcome(

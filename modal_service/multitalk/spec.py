@@ -19,7 +19,9 @@ class RenderSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     audio_paths: list[Path] = Field(min_length=1, max_length=2)
-    image_path: Path
+    image_path: Path | None = None
+    """The portrait; or ``video_path``, a source video to dub (InfiniteTalk presets only)."""
+    video_path: Path | None = None
     prompt: str = Field(default="", max_length=2000)
     resolution: Literal["480p", "720p"] = "480p"
     max_duration_s: float = Field(default=15.0, gt=0, le=600)
@@ -29,6 +31,10 @@ class RenderSpec(BaseModel):
     audio_labels: list[str] | None = None
     """How refusals name each track to the caller (``audio 1 (talk.wav)``)."""
     image_label: str = "the reference image"
+    video_label: str = "the source video"
+    max_video_s: float = Field(default=600.0, gt=0, le=3600)
+    """The deployment's longest source video: longer ones are refused, never cut."""
+    max_video_bytes: int = Field(default=2 * 1024**3, gt=0)
     speed: SpeedProfile = "quality"
     """The speed profile (``acceleration.profiles``): quality, balanced or turbo."""
     audio_type: Literal["add", "para"] = "add"
@@ -43,6 +49,8 @@ class RenderSpec(BaseModel):
 
     @model_validator(mode="after")
     def _boxes_match_speakers(self) -> RenderSpec:
+        if (self.image_path is None) == (self.video_path is None):
+            raise ValueError("give exactly one of image_path or video_path")
         if self.bounding_boxes is not None:
             if len(self.bounding_boxes) != len(self.audio_paths):
                 raise ValueError("give one bounding box per speaker, or none")

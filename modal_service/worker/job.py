@@ -177,11 +177,11 @@ class _JobRun:
 
         # 2b. Render: the media is checked first, by content, before any model is asked for.
         audio_paths = [fetched[f"audio{index}"] for index in range(len(self.inputs.audio_urls))]
-        image_path = fetched["image"]
+        source_path = fetched["video"] if "video" in fetched else fetched["image"]
 
         reader = nvml_reader()
         video_path, render, gpu = self._render(
-            audio_paths, image_path, workdir / "output.mp4", reporter, reader
+            audio_paths, source_path, workdir / "output.mp4", reporter, reader
         )
         held = account(
             reader,
@@ -247,9 +247,18 @@ class _JobRun:
             (f"audio{index}", url, self.inputs.max_audio_bytes, self.inputs.audio_label(index))
             for index, url in enumerate(self.inputs.audio_urls)
         ]
-        wanted.append(
-            ("image", self.inputs.image_url, self.inputs.max_image_bytes, self.inputs.image_label)
-        )
+        if self.inputs.video_url is not None:
+            inputs = self.inputs
+            wanted.append(("video", inputs.video_url, inputs.max_video_bytes, inputs.video_label))
+        else:
+            wanted.append(
+                (
+                    "image",
+                    self.inputs.image_url,
+                    self.inputs.max_image_bytes,
+                    self.inputs.image_label,
+                )
+            )
         for position, (name, url, max_bytes, what) in enumerate(wanted):
             if name in fetched:
                 continue
@@ -270,7 +279,7 @@ class _JobRun:
     def _render(
         self,
         audio_paths: list[Path],
-        image_path: Path,
+        source_path: Path,
         out_path: Path,
         reporter: ProgressReporter,
         gpu_reader: GpuReader | None,
@@ -285,7 +294,11 @@ class _JobRun:
             boxes = [(b.top, b.left, b.bottom, b.right) for b in params.bounding_boxes]
         spec = RenderSpec(
             audio_paths=audio_paths,
-            image_path=image_path,
+            image_path=None if self.inputs.video_url else source_path,
+            video_path=source_path if self.inputs.video_url else None,
+            video_label=self.inputs.video_label,
+            max_video_s=self.inputs.max_video_s,
+            max_video_bytes=self.inputs.max_video_bytes,
             prompt=params.prompt,
             resolution=params.resolution,
             max_duration_s=params.max_duration_s,

@@ -26,6 +26,7 @@ from modal_service.contracts import (
     GenerationParams,
     JobInputs,
     JobOutput,
+    PresetName,
     UrlRefreshResponse,
 )
 from scripts.local_stack import StackInfo
@@ -193,23 +194,28 @@ def sample_media(directory: Path) -> tuple[bytes, bytes]:
 def job_request(
     *,
     audio_urls: list[str],
-    image_url: str,
+    image_url: str | None = None,
     put_url: str,
     callback_url: str,
     secret: str,
     deadline_s: float = 300.0,
     max_audio_bytes: int = 100 * 1024 * 1024,
     max_duration_s: float = 1.0,
+    video_url: str | None = None,
+    video_name: str | None = None,
+    model: PresetName = "tiny",
 ) -> CreateJobRequest:
     return CreateJobRequest(
         job_id=new_job_id(),
         inputs=JobInputs(
-            audio_urls=audio_urls, image_url=image_url, max_audio_bytes=max_audio_bytes
+            audio_urls=audio_urls,
+            image_url=image_url,
+            video_url=video_url,
+            video_name=video_name,
+            max_audio_bytes=max_audio_bytes,
         ),
         output=JobOutput(put_url=put_url),
-        params=GenerationParams(
-            model="tiny", max_duration_s=max_duration_s, seed=1, sample_steps=2
-        ),
+        params=GenerationParams(model=model, max_duration_s=max_duration_s, seed=1, sample_steps=2),
         callback={"url": callback_url, "secret": secret},
         deadline=datetime.now(UTC) + timedelta(seconds=deadline_s),
     )

@@ -19,6 +19,7 @@ from modal_service.config import WorkerSettings
 from modal_service.contracts import ErrorCode, JobOutput, UrlRefreshResponse
 from modal_service.worker import RendererCache, run_job
 from modal_service.worker.gpu_usage import nvml_reader
+from scripts.corpus.video import video_cases
 from scripts.samples import write_speech_wav
 from tests.integration.modal_service.support import CallbackReceiver, S3Objects, job_request
 
@@ -108,6 +109,47 @@ def test_a_whole_job_reads_and_writes_s3_through_presigned_urls_only(
     assert "job.progress" in types
     assert receiver.bad_signatures == 0
     assert len(set(receiver.message_ids)) == len(receiver.message_ids)
+    assert list(work_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("case", "outcome"),
+    [("mp4-phone-portrait-rotated", "succeeded"), ("png-renamed-mp4", "unsupported_format")],
+)
+def test_a_dubbing_job_fetches_its_source_video_and_renders_the_audios_length(
+    renderers: RendererCache,
+    objects: S3Objects,
+    receiver: CallbackReceiver,
+    secret: str,
+    media: tuple[bytes, bytes],
+    worker_settings: WorkerSettings,
+    work_dir: Path,
+    case: str,
+    outcome: str,
+) -> None:
+    video = next(c for c in video_cases() if c.name == case)
+    out_key = f"{objects.prefix}/dub.mp4"
+    request = job_request(
+        audio_urls=[objects.get_url(objects.put("speech.wav", media[0]))],
+        video_url=objects.get_url(objects.put(video.key, video.data)),
+        video_name=f"inputs/{video.key}",
+        model="tiny-infinitetalk",
+        put_url=objects.put_url(out_key),
+        callback_url=receiver.url,
+        secret=secret,
+    )
+    done = run_job(request, renderers=renderers.get, settings=worker_settings, call_id="c-dub")
+    if outcome == "succeeded":
+        assert done.state == "succeeded", done.error
+        assert done.result.model == "tiny-infinitetalk"
+        assert done.result.frames == 25  # 1.0 s of video_length, from a 1 s source
+        body, _ = objects.read(out_key)
+        assert body[4:8] == b"ftyp"
+    else:
+        assert done.state == "failed"
+        assert done.error.code == outcome
+        assert done.error.message.startswith(f"the source video (inputs/{video.key})")
+        assert not objects.exists(out_key)
     assert list(work_dir.iterdir()) == []
 
 

@@ -343,6 +343,12 @@ class JobProgress(Model):
     step: int = Field(ge=0)
     total: int = Field(ge=0)
     percent: float = Field(ge=0, le=100)
+    remaining_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="Seconds of rendering left, from the pace of the denoising steps so far "
+        "(decode and encode of each clip included); null before the second step",
+    )
 
 
 class JobSucceeded(Model):

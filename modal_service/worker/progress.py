@@ -9,11 +9,38 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from modal_service.contracts import JobProgress
 
 logger = logging.getLogger(__name__)
+
+
+class Pace:
+    """Seconds left in the denoise stage, from its measured pace.
+
+    The denoise steps of every clip count as one stage (``step`` of ``clips x steps``), so the
+    time per step measured since the first one includes each finished clip's conditioning,
+    decode and encode: the estimate holds for long videos, where those add up. Before two steps
+    have been timed there is no pace, and no estimate is made up.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._first: tuple[int, float] | None = None
+
+    def remaining_s(self, stage: str, step: int, total: int) -> float | None:
+        if stage != "denoise" or not total:
+            return 0.0 if stage == "encode" else None
+        now = self._clock()
+        if self._first is None or step < self._first[0]:
+            self._first = (step, now)
+            return None
+        done = step - self._first[0]
+        if done < 1:
+            return None
+        return round((now - self._first[1]) / done * (total - step), 1)
 
 
 class ProgressReporter:
@@ -24,6 +51,7 @@ class ProgressReporter:
         self._send = send
         self._interval_s = interval_s
         self._pending: JobProgress | None = None
+        self._pace = Pace()
         self._wake = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="progress-callbacks", daemon=True)
@@ -35,7 +63,12 @@ class ProgressReporter:
         step = min(max(step, 0), total) if total else max(step, 0)
         percent = round(100.0 * step / total, 1) if total else 0.0
         event = JobProgress(
-            job_id=self._job_id, stage=stage[:64], step=step, total=total, percent=percent
+            job_id=self._job_id,
+            stage=stage[:64],
+            step=step,
+            total=total,
+            percent=percent,
+            remaining_s=self._pace.remaining_s(stage, step, total),
         )
         with self._wake:
             self._pending = event

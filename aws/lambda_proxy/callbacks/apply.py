@@ -77,7 +77,11 @@ def apply_event(services: Services, job_id: str, body: dict[str, Any]) -> dict[s
             send_heartbeat(services, jobs.get(job_id))
     elif isinstance(event, JobProgress):
         progress = Progress(
-            stage=event.stage, percent=event.percent, step=event.step, total=event.total
+            stage=event.stage,
+            percent=event.percent,
+            step=event.step,
+            total=event.total,
+            remaining_s=event.remaining_s,
         )
         applied = jobs.update_progress(job_id, progress)
         if applied:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from modal_service.contracts import ErrorCode, GenerationParams, JobResult, SpeedProfile
 
@@ -80,6 +80,9 @@ class Progress(BaseModel):
     percent: float = Field(default=0.0, ge=0, le=100)
     step: int = 0
     total: int = 0
+    remaining_s: float | None = Field(
+        default=None, description="Rendering seconds left at the render's pace so far, if known"
+    )
 
 
 # The codes a render reports, as an OpenAPI enum (the input codes among them: audio_invalid,
@@ -152,7 +155,9 @@ class JobRecord(BaseModel):
     started_at: str | None = None
     finished_at: str | None = None
     audio_inputs: list[S3Location]
-    image_input: S3Location
+    image_input: S3Location | None = None
+    video_input: S3Location | None = None
+    """The source video to dub, in place of ``image_input`` (records before videos have none)."""
     output: S3Location
     params: GenerationParams
     webhook_url: str | None = None
@@ -168,6 +173,12 @@ class JobRecord(BaseModel):
     error: JobFailure | None = None
     webhook_delivery: WebhookDelivery | None = None
     expires_at: int
+
+    @model_validator(mode="after")
+    def _image_or_video(self) -> JobRecord:
+        if (self.image_input is None) == (self.video_input is None):
+            raise ValueError("a job has exactly one of image_input or video_input")
+        return self
 
     @property
     def is_batch(self) -> bool:

@@ -82,11 +82,19 @@ def test_progress_then_success_settles_and_notifies_the_caller(proxy: Proxy) -> 
     call_id = proxy.services.jobs.get(job_id).call_id
 
     assert proxy.callback(job_id, JobStarted(job_id=job_id, call_id=call_id)).status == 200
-    progress = JobProgress(job_id=job_id, stage="denoise", step=5, total=10, percent=50.0)
+    progress = JobProgress(
+        job_id=job_id, stage="denoise", step=5, total=10, percent=50.0, remaining_s=42.5
+    )
     assert proxy.callback(job_id, progress).json() == {"applied": True, "status": "processing"}
     view = proxy.invoke("GET", f"/jobs/{job_id}", token=proxy.token()).json()
     assert view["status"] == "processing"
-    assert view["progress"] == {"stage": "denoise", "percent": 50.0, "step": 5, "total": 10}
+    assert view["progress"] == {
+        "stage": "denoise",
+        "percent": 50.0,
+        "step": 5,
+        "total": 10,
+        "remaining_s": 42.5,
+    }
     assert view["started_at"] is not None
 
     upload_output(proxy, job_id)

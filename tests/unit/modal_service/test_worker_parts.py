@@ -11,7 +11,7 @@ import pytest
 from modal_service.contracts import ErrorCode, JobProgress
 from modal_service.worker.control import JobControl
 from modal_service.worker.errors import WorkerError
-from modal_service.worker.progress import ProgressReporter
+from modal_service.worker.progress import Pace, ProgressReporter
 from modal_service.worker.transfer import parse_refusal
 
 
@@ -105,3 +105,15 @@ def test_progress_sender_failures_do_not_reach_the_render() -> None:
     reporter.close()
     assert attempts
     assert max(attempts) <= 4
+
+
+def test_the_remaining_time_follows_the_pace_of_the_denoise_steps() -> None:
+    now = [100.0]
+    pace = Pace(clock=lambda: now[0])
+    assert pace.remaining_s("audio", 0, 1) is None  # nothing timed yet: no estimate
+    assert pace.remaining_s("denoise", 1, 80) is None  # one step: no pace yet
+    now[0] += 30.0  # 3 steps in 30 s, a clip's decode among them
+    assert pace.remaining_s("denoise", 4, 80) == pytest.approx(10.0 * 76)
+    now[0] += 10.0
+    assert pace.remaining_s("denoise", 5, 80) == pytest.approx(10.0 * 75)
+    assert pace.remaining_s("encode", 0, 1) == 0.0

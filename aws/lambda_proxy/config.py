@@ -12,15 +12,23 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from aws.lambda_proxy.exceptions import ConfigurationError
 from modal_service.contracts import SpeedProfile
+from modal_service.video_rules import MAX_VIDEO_BYTES, MAX_VIDEO_S
 
 _S3_PREFIX = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/([A-Za-z0-9!_.*'()/=+,@-]*/)?")
 TENANT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+PublicModel = Literal["multitalk-14b", "infinitetalk", "tiny", "tiny-infinitetalk"]
+"""The models a caller names in ``options.model`` and a deployment lists in ``allowed_models``.
+The submit path turns each into a GPU preset (``infinitetalk`` becomes ``infinitetalk-14b``, or
+``infinitetalk-14b-multi`` for two speakers); ``tiny*`` render noise, for tests."""
+MODEL_ALIASES: dict[str, PublicModel] = {"infinitetalk-14b": "infinitetalk"}
+"""Other names accepted for a public model (the GPU preset's name)."""
 
 
 def _csv(value: object) -> object:
@@ -115,7 +123,12 @@ class Settings(BaseModel):
     max_audio_bytes: int = Field(default=100 * 1024 * 1024, gt=0, le=1024**3)
     max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0, le=200 * 1024**2)
     max_video_length_s: float = Field(default=15.0, gt=0, le=600)
-    allowed_models: Annotated[list[str], Field(min_length=1)] = ["multitalk-14b"]
+    max_video_bytes: int = Field(default=MAX_VIDEO_BYTES, gt=0, le=8 * 1024**3)
+    """The largest source video (dubbing) a job may name; bigger is ``video_too_large``."""
+    max_video_s: float = Field(default=MAX_VIDEO_S, gt=0, le=MAX_VIDEO_S)
+    """The longest source video; longer is ``video_too_long`` (a shorter one loops, so this
+    limits what is read, not the output, which ``max_video_length_s`` limits)."""
+    allowed_models: Annotated[list[PublicModel], Field(min_length=1)] = ["multitalk-14b"]
     default_speed: SpeedProfile = "quality"
     """The speed profile of jobs that name none (``options.speed``)."""
     job_deadline_s: int = Field(default=3600, ge=60, le=86400)
@@ -126,10 +139,18 @@ class Settings(BaseModel):
     (a worker that died, or a final callback that never arrived)."""
     secrets_cache_ttl_s: int = Field(default=300, ge=0, le=86400)
 
-    @field_validator("jwt_algorithms", "allowed_models", mode="before")
+    @field_validator("jwt_algorithms", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _csv(value)
+
+    @field_validator("allowed_models", mode="before")
+    @classmethod
+    def _public_model_names(cls, value: object) -> object:
+        names = _csv(value)
+        if isinstance(names, list):
+            return [MODEL_ALIASES.get(name, name) for name in names]
+        return names
 
     @field_validator("tenants_config", mode="before")
     @classmethod

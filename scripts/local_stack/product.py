@@ -89,8 +89,9 @@ def lambda_environment(
         "MODAL_API_URL": internal_api_url,
         "MODAL_PROXY_TOKEN_SECRET_ARN": info.secrets["modal_proxy_token"],
         "CALLBACK_BASE_URL": api_url,
-        # The local stack renders with the tiny preset; a deployment allows only the 14B model.
-        "ALLOWED_MODELS": "tiny,multitalk-14b",
+        # The local stack renders with the tiny presets; a deployment allows the 14B models
+        # whose weights it downloaded (Terraform's allowed_models, multitalk-14b by default).
+        "ALLOWED_MODELS": "tiny,tiny-infinitetalk,multitalk-14b,infinitetalk",
         "DEFAULT_SPEED": DEFAULT_SPEED,
         "POWERTOOLS_SERVICE_NAME": "multitalk-local",
         "POWERTOOLS_METRICS_NAMESPACE": "MultiTalkLocal",

@@ -8,18 +8,23 @@ knows the configuration.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
+from aws.lambda_proxy.config import MODEL_ALIASES, PublicModel
 from aws.lambda_proxy.jobs.models import JobStatus, JobView
 from modal_service.contracts import MAX_PROMPT_LENGTH, BoundingBox, SpeedProfile
 
 S3Url = Annotated[str, Field(min_length=8, max_length=1100, pattern=r"^s3://")]
 
 SPEED_CONFLICT = "speed_conflict"
-CODED_VALIDATION_ERRORS = frozenset({SPEED_CONFLICT})
+VIDEO_IMAGE_CONFLICT = "video_image_conflict"
+VIDEO_NEEDS_INFINITETALK = "video_needs_infinitetalk"
+CODED_VALIDATION_ERRORS = frozenset(
+    {SPEED_CONFLICT, VIDEO_IMAGE_CONFLICT, VIDEO_NEEDS_INFINITETALK}
+)
 """Validation errors with a code of their own: the error's pydantic ``type`` is that code."""
 
 
@@ -34,6 +39,28 @@ def validation_code(errors: Iterable[Mapping[str, Any]], default: str) -> str:
     return default
 
 
+VIDEO_MODELS: frozenset[PublicModel] = frozenset({"infinitetalk", "tiny-infinitetalk"})
+"""The models that can dub a source video (InfiniteTalk re-reads its reference every clip)."""
+
+
+def video_model_refusal(model: PublicModel) -> PydanticCustomError | None:
+    """The refusal of a source video with ``model`` (None when the model takes one); the API
+    and the batch planner say the same."""
+    if model in VIDEO_MODELS:
+        return None
+    return PydanticCustomError(
+        VIDEO_NEEDS_INFINITETALK,
+        "a source video (video_s3_url) is dubbed by InfiniteTalk only; set options.model to "
+        "infinitetalk (or tiny-infinitetalk), or send a portrait in reference_image_s3_url "
+        "for {model}",
+        {"model": model},
+    )
+
+
+def _public_model_name(value: object) -> object:
+    return MODEL_ALIASES.get(value, value) if isinstance(value, str) else value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
@@ -44,7 +71,18 @@ class InputSpec(_Strict):
         default=None, min_length=1, max_length=2, description="Extension: one or two speakers"
     )
     reference_image_s3_url: S3Url | None = Field(
-        default=None, description="Portrait; the tenant's default image when omitted"
+        default=None,
+        description="Portrait; the tenant's default image when neither it nor video_s3_url is "
+        "given",
+    )
+    video_s3_url: S3Url | None = Field(
+        default=None,
+        description="Extension: a video to dub instead of a portrait (MP4, MOV, WebM or MKV; "
+        "InfiniteTalk models only, else video_needs_infinitetalk). The output follows the "
+        "audio: a shorter video loops from its start, a longer one is cut. Exclusive with "
+        "reference_image_s3_url (video_image_conflict); checked at submit like the image, "
+        "from its first bytes (video_invalid, video_too_long, video_too_large, "
+        "unsupported_format)",
     )
     prompt: str | None = Field(default=None, max_length=MAX_PROMPT_LENGTH)
     audio_type: Literal["add", "para"] = Field(
@@ -54,6 +92,12 @@ class InputSpec(_Strict):
 
     @model_validator(mode="after")
     def _one_audio_form(self) -> InputSpec:
+        if self.reference_image_s3_url is not None and self.video_s3_url is not None:
+            raise PydanticCustomError(
+                VIDEO_IMAGE_CONFLICT,
+                "give reference_image_s3_url (a portrait) or video_s3_url (a video to dub), "
+                "not both",
+            )
         if (self.audio_s3_url is None) == (self.audio_s3_urls is None):
             raise ValueError("give exactly one of audio_s3_url or audio_s3_urls")
         if self.bounding_boxes is not None and len(self.bounding_boxes) != len(self.audio_urls):
@@ -98,7 +142,17 @@ class OptionsSpec(_Strict):
     webhook_url: str | None = Field(default=None, min_length=9, max_length=2048)
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
     sample_steps: int | None = Field(default=None, ge=1, le=100)
-    model: Literal["multitalk-14b", "tiny"] = "multitalk-14b"
+    model: Annotated[
+        PublicModel,
+        BeforeValidator(_public_model_name),
+        WithJsonSchema({"type": "string", "enum": [*get_args(PublicModel), *MODEL_ALIASES]}),
+        Field(
+            description="multitalk-14b (one clip-length talking head, one or two speakers on a "
+            "portrait), infinitetalk (long videos, and dubbing video_s3_url; infinitetalk-14b "
+            "is the same model), or tiny / tiny-infinitetalk (noise, for tests); the "
+            "deployment enables some of them (model_not_allowed)"
+        ),
+    ] = "multitalk-14b"
 
     @model_validator(mode="after")
     def _one_speed(self) -> OptionsSpec:
@@ -123,6 +177,14 @@ class GenerateVideoRequest(_Strict):
     input: InputSpec
     output: OutputSpec
     options: OptionsSpec = Field(default_factory=OptionsSpec)
+
+    @model_validator(mode="after")
+    def _video_needs_a_video_model(self) -> GenerateVideoRequest:
+        if self.input.video_s3_url is not None:
+            refusal = video_model_refusal(self.options.model)
+            if refusal is not None:
+                raise refusal
+        return self
 
 
 class GenerateVideoResponse(BaseModel):

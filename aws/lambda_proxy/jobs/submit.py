@@ -20,8 +20,11 @@ sent; Step Functions is *not* told by this path: the batch handler reports a ``S
 with ``SendTaskFailure`` (or by failing its own task) itself, in every case.
 
 Codes: ``s3_url_invalid``, ``s3_location_forbidden``, ``input_not_found``,
-``input_size_refused``, ``unsupported_format``, ``audio_invalid``, ``image_invalid`` (an
-input's first bytes are no audio / no image), ``output_exists``, ``reference_image_required``,
+``input_size_refused``, ``unsupported_format``, ``audio_invalid``, ``image_invalid``,
+``video_invalid`` (an input's first bytes are no audio / no image / no video),
+``video_too_large``, ``video_too_long`` (a source video over the deployment's limits),
+``image_too_small``, ``image_too_large``, ``audio_too_long``, ``decompression_bomb`` (what a
+header declares), ``output_exists``, ``reference_image_required``,
 ``model_not_allowed``, ``video_length_exceeded``, ``webhook_url_refused``,
 ``webhook_secret_missing``, ``tenant_not_configured``, ``signing_credentials_expiring``,
 ``s3_unavailable``, ``modal_unavailable``, ``modal_rejected``, ``modal_contract_mismatch``,
@@ -52,6 +55,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aws.lambda_proxy.api.models import GenerateVideoRequest
 from aws.lambda_proxy.auth.models import TenantContext
+from aws.lambda_proxy.config import PublicModel
 from aws.lambda_proxy.exceptions import (
     BadRequestError,
     ConflictError,
@@ -83,6 +87,7 @@ from modal_service.contracts import (
     GenerationParams,
     JobInputs,
     JobOutput,
+    PresetName,
     SpeedProfile,
 )
 
@@ -243,17 +248,24 @@ def _prepare(services: Services, submission: Submission) -> JobRecord:
         parse_s3_url(url, what=f"input.audio_s3_urls[{index}]")
         for index, url in enumerate(request.input.audio_urls)
     ]
-    image_url = request.input.reference_image_s3_url or locations.default_reference_image
-    if image_url is None:
-        raise BadRequestError(
-            "input.reference_image_s3_url is required (the tenant has no default image)",
-            code="reference_image_required",
-        )
-    image = parse_s3_url(image_url, what="input.reference_image_s3_url")
+    image: S3Location | None = None
+    video: S3Location | None = None
+    if request.input.video_s3_url is not None:
+        # A video replaces the portrait: the tenant's default image is never added to it.
+        video = parse_s3_url(request.input.video_s3_url, what="input.video_s3_url")
+    else:
+        image_url = request.input.reference_image_s3_url or locations.default_reference_image
+        if image_url is None:
+            raise BadRequestError(
+                "input.reference_image_s3_url (or input.video_s3_url) is required (the tenant "
+                "has no default image)",
+                code="reference_image_required",
+            )
+        image = parse_s3_url(image_url, what="input.reference_image_s3_url")
     job_id = new_job_id()
     output = _output_location(request, job_id)
 
-    for source in [*audio, image]:
+    for source in [*audio, *(ref for ref in (image, video) if ref is not None)]:
         locations.check_read(source)
     locations.check_write(output)
     for index, source in enumerate(audio):
@@ -265,13 +277,23 @@ def _prepare(services: Services, submission: Submission) -> JobRecord:
             max_bytes=settings.max_audio_bytes,
             max_audio_s=settings.max_video_length_s,
         )
-    check_input(
-        services.s3,
-        image,
-        kind="image",
-        label="the reference image",
-        max_bytes=settings.max_image_bytes,
-    )
+    if image is not None:
+        check_input(
+            services.s3,
+            image,
+            kind="image",
+            label="the reference image",
+            max_bytes=settings.max_image_bytes,
+        )
+    if video is not None:
+        check_input(
+            services.s3,
+            video,
+            kind="video",
+            label="the source video",
+            max_bytes=settings.max_video_bytes,
+            max_video_s=settings.max_video_s,
+        )
     check_output_free(services.s3, output, overwrite=request.output.overwrite)
 
     params = GenerationParams(
@@ -283,7 +305,7 @@ def _prepare(services: Services, submission: Submission) -> JobRecord:
         bounding_boxes=request.input.bounding_boxes,
         seed=options.seed,
         sample_steps=options.sample_steps,
-        model=options.model,
+        model=gpu_preset(options.model, speakers=len(audio)),
     )
     now = utc_now()
     return JobRecord(
@@ -295,6 +317,7 @@ def _prepare(services: Services, submission: Submission) -> JobRecord:
         deadline=iso(now + timedelta(seconds=settings.job_deadline_s)),
         audio_inputs=audio,
         image_input=image,
+        video_input=video,
         output=output,
         params=params,
         webhook_url=options.webhook_url,
@@ -306,6 +329,14 @@ def _prepare(services: Services, submission: Submission) -> JobRecord:
     )
 
 
+def gpu_preset(model: PublicModel, *, speakers: int) -> PresetName:
+    """The GPU side's preset for a public model: InfiniteTalk has a two-speaker adapter of its
+    own, which MultiTalk (one model for both) and the tiny presets do not need."""
+    if model == "infinitetalk":
+        return "infinitetalk-14b-multi" if speakers == 2 else "infinitetalk-14b"
+    return model
+
+
 def _output_location(request: GenerateVideoRequest, job_id: str) -> S3Location:
     prefix = request.output.s3_prefix
     filename = request.output.filename or f"{job_id}.mp4"
@@ -315,15 +346,20 @@ def _output_location(request: GenerateVideoRequest, job_id: str) -> S3Location:
 
 def signed_urls(services: Services, job: JobRecord) -> tuple[JobInputs, JobOutput]:
     """Fresh pre-signed URLs for a job's objects (dispatch and ``job.url_refresh``)."""
-    presigner = services.presigner
+    presigner, settings = services.presigner, services.settings
+    image, video = job.image_input, job.video_input
     inputs = JobInputs(
         audio_urls=[presigner.get_url(source) for source in job.audio_inputs],
-        image_url=presigner.get_url(job.image_input),
         audio_names=[source.key for source in job.audio_inputs],
-        image_name=job.image_input.key,
-        max_audio_bytes=services.settings.max_audio_bytes,
-        max_image_bytes=services.settings.max_image_bytes,
-        max_audio_s=services.settings.max_video_length_s,
+        image_url=presigner.get_url(image) if image is not None else None,
+        image_name=image.key if image is not None else None,
+        video_url=presigner.get_url(video) if video is not None else None,
+        video_name=video.key if video is not None else None,
+        max_audio_bytes=settings.max_audio_bytes,
+        max_image_bytes=settings.max_image_bytes,
+        max_video_bytes=settings.max_video_bytes,
+        max_audio_s=settings.max_video_length_s,
+        max_video_s=settings.max_video_s,
     )
     output = JobOutput(
         put_url=presigner.put_url(job.output, content_type=OUTPUT_CONTENT_TYPE),
@@ -345,29 +381,40 @@ def _dispatch(services: Services, job: JobRecord) -> str:
     return services.modal.create_job(request).call_id
 
 
-# Render-time figures for the 14B preset, derived, NOT measured on a GPU (none was lent to this
+# Render-time figures for the 14B presets, derived, NOT measured on a GPU (none was lent to this
 # work). The Lambda cannot import torch, so modal_service/multitalk/flops.py is not imported
 # here: its counts are copied. One transformer forward over an 81-frame clip costs 1,825.1 TFLOP
 # at 480p (480x832, scripts/bench/results/flops.json) and 6,860.0 TFLOP at 720p (counted with
 # flops.forward_flops(height=960, width=960) for this estimate; every 720p bucket holds about
-# 960^2 pixels, and attention makes 2.3x the pixels cost 3.8x). A clip
-# adds 56 new frames (25 of its 81 overlap the previous clip): 2.24 s of video at 25 fps.
+# 960^2 pixels, and attention makes 2.3x the pixels cost 3.8x). MultiTalk and InfiniteTalk run
+# the same transformer on the same 81 frames; they differ in how many frames a later clip
+# repeats (streaming.py): MultiTalk's 25 motion frames leave 56 new ones (2.24 s at 25 fps),
+# InfiniteTalk's 9 leave 72 (2.88 s), so a long InfiniteTalk video needs 22 % fewer clips. A
+# video shorter than one clip still renders a whole clip, so clips are counted as the renderer
+# counts them, not per second.
 # Assumed throughput: 40 % MFU of 989 TFLOP/s dense bf16 (one H100/H200) = 395.6 TFLOP/s, so
-# one forward pass per second of video takes
-#   480p: 1,825.1 / 395.6 / 2.24 = 2.06 s        720p: 6,860.0 / 395.6 / 2.24 = 7.74 s
+# one forward pass over a clip takes
+#   480p: 1,825.1 / 395.6 = 4.61 s        720p: 6,860.0 / 395.6 = 17.3 s
 # and a profile multiplies that by its passes (steps x passes per step):
-#   quality  40 x 3   = 120 passes: 480p 247 s, 720p 929 s per second of video
-#   balanced 40 x 1.5 =  60 (step caching skips about half the passes): 124 s, 465 s
-#   turbo     4 x 1   =   4 (a distillation LoRA): 8.2 s, 31 s
+#   quality  40 x 3   = 120 passes: 480p 554 s, 720p 2,081 s per clip
+#   balanced 40 x 1.5 =  60 (step caching skips about half the passes): 277 s, 1,040 s
+#   turbo     4 x 1   =   4 (a distillation LoRA): 18 s, 69 s
 # (turbo on a deployment without the LoRA runs 10 x 2 = 20 passes, 5x this estimate).
-# Left out: the VAE, the text/image/audio encoders and MP4 encoding; small next to 120 passes,
-# not next to 4, so turbo's figure is the least complete.
+# Left out: the VAE, the text/image/audio encoders, decoding a source video and MP4 encoding;
+# small next to 120 passes, not next to 4, so turbo's figure is the least complete.
 _FORWARD_TFLOP_PER_CLIP = {"480p": 1825.1, "720p": 6860.0}
 _SUSTAINED_TFLOP_PER_S = 0.40 * 989.0
-_VIDEO_S_PER_CLIP = 56 / 25
-_FORWARD_S_PER_VIDEO_S = {
-    resolution: tflop / _SUSTAINED_TFLOP_PER_S / _VIDEO_S_PER_CLIP
+_FORWARD_S_PER_CLIP = {
+    resolution: tflop / _SUSTAINED_TFLOP_PER_S
     for resolution, tflop in _FORWARD_TFLOP_PER_CLIP.items()
+}
+_FPS = 25
+_CLIP_FRAMES = 81
+_MOTION_FRAMES: dict[PresetName, int] = {
+    # preset: frames a later clip repeats from the one before (modal_service/multitalk/presets.py)
+    "multitalk-14b": 25,
+    "infinitetalk-14b": 9,
+    "infinitetalk-14b-multi": 9,
 }
 _PROFILE_PASSES: dict[SpeedProfile, tuple[int, float]] = {
     # profile: (sampling steps, transformer passes per step)
@@ -379,16 +426,25 @@ _START_S = 90
 """Container start and loading the weights from the Volume (an allowance, not measured)."""
 
 
+def _clip_count(params: GenerationParams) -> int:
+    """Clips a 14B preset renders for ``max_duration_s`` of video: one for the first 81 frames,
+    then one per ``81 - motion frames`` new frames or part of them (``StreamingStrategy``)."""
+    frames = math.ceil(params.max_duration_s * _FPS)
+    stride = _CLIP_FRAMES - _MOTION_FRAMES[params.model]
+    return 1 + max(0, math.ceil((frames - _CLIP_FRAMES) / stride))
+
+
 def estimate_seconds(params: GenerationParams) -> int:
     """Wall-clock seconds from dispatch to the video: start-up plus the transformer's compute for
-    ``max_duration_s`` of video in the job's profile (``sample_steps`` replaces its steps).
+    the clips of ``max_duration_s`` of video, in the job's preset and profile (``sample_steps``
+    replaces its steps).
 
-    ``tiny`` renders in seconds on a CPU.
+    The tiny presets render in seconds on a CPU.
     """
-    if params.model == "tiny":
+    if params.model in ("tiny", "tiny-infinitetalk"):
         return 10 + math.ceil(params.max_duration_s)
     steps, passes_per_step = _PROFILE_PASSES[params.speed]
     if params.sample_steps is not None:
         steps = params.sample_steps
-    per_video_s = _FORWARD_S_PER_VIDEO_S[params.resolution] * steps * passes_per_step
-    return _START_S + math.ceil(per_video_s * params.max_duration_s)
+    per_clip_s = _FORWARD_S_PER_CLIP[params.resolution] * steps * passes_per_step
+    return _START_S + math.ceil(per_clip_s * _clip_count(params))

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
     from modal_service.contracts import JobResult
 
-_DOC_FIELDS = ("audio_inputs", "image_input", "output", "params", "batch_item")
+_DOC_FIELDS = ("audio_inputs", "image_input", "video_input", "output", "params", "batch_item")
 _JSON_FIELDS = ("progress", "result", "error", "webhook_delivery")
 _SCALAR_FIELDS = (
     "job_id",

@@ -1,6 +1,7 @@
 """Checks before anything is signed: inputs exist (``HeadObject``), are small enough and are,
-by their first bytes (a ranged ``GetObject``), audio or an image, a picture within the size
-rules when its header says its size; the output key is free unless overwriting was asked for.
+by their first bytes (a ranged ``GetObject``), audio, an image or a video, a picture within the
+size rules when its header says its size, a video within the length limit when its header says
+its length; the output key is free unless overwriting was asked for.
 
 Key extensions and ``Content-Type`` are never a reason to refuse: they are the uploader's guess
 (S3's default is ``binary/octet-stream``, browsers call a voice note ``video/webm``).
@@ -76,25 +77,31 @@ def check_input(
     s3: BaseClient,
     location: S3Location,
     *,
-    kind: Literal["audio", "image"],
+    kind: Literal["audio", "image", "video"],
     label: str,
     max_bytes: int,
     max_audio_s: float | None = None,
+    max_video_s: float | None = None,
 ) -> ObjectInfo:
     """Check one input object. ``label`` names it in messages (``audio 1``); ``max_audio_s``
-    is the deployment's longest track, which a FLAC header can be held to already."""
+    is the deployment's longest track, which a FLAC header can be held to already;
+    ``max_video_s`` the longest source video, which a header-first MP4 or a Matroska file with a
+    ``Duration`` can be."""
     info = head_object(s3, location)
     if info is None:
         raise InputMissingError(f"{label} {location.url} does not exist")
     if info.size == 0:
         raise InputRefusedError(f"{label} {location.url} is empty", code=f"{kind}_invalid")
-    if info.size > max_bytes:
+    # A video over the limit has a code of its own (video_too_large), from the shared rule below.
+    if kind != "video" and info.size > max_bytes:
         raise InputRefusedError(
             f"{label} {location.url} is {info.size} bytes; allowed 1..{max_bytes}",
             code="input_size_refused",
         )
     head = read_head(s3, location, info.size)
-    refusal = first_bytes_refusal(kind, head, info.size, max_audio_s)
+    refusal = first_bytes_refusal(
+        kind, head, info.size, max_audio_s, max_video_s=max_video_s, max_video_bytes=max_bytes
+    )
     if refusal is not None:
         code, reason = refusal
         raise InputRefusedError(f"{label} {location.url} {reason}", code=code)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 
@@ -10,10 +11,10 @@ import pytest
 from pydantic import ValidationError
 
 from aws.lambda_proxy.api.models import GenerateVideoRequest, OptionsSpec
-from aws.lambda_proxy.config import ENV_VARS, Settings
+from aws.lambda_proxy.config import ENV_VARS, PublicModel, Settings
 from aws.lambda_proxy.exceptions import ConfigurationError
 from aws.lambda_proxy.jobs.models import new_job_id
-from aws.lambda_proxy.jobs.submit import estimate_seconds
+from aws.lambda_proxy.jobs.submit import estimate_seconds, gpu_preset
 from modal_service.contracts import JOB_ID_PATTERN, GenerationParams, SpeedProfile
 
 REQUIRED = {
@@ -35,6 +36,23 @@ def test_settings_from_a_minimal_environment() -> None:
     assert settings.allowed_models == ["tiny", "multitalk-14b"]
     assert settings.jwt_algorithms == ["RS256", "ES256"]
     assert settings.tenants_config["acme"].write == ["s3://data/out/"]
+
+
+def test_allowed_models_are_public_names_and_take_the_presets_name_for_infinitetalk() -> None:
+    environment = {**REQUIRED, "ALLOWED_MODELS": "multitalk-14b,infinitetalk-14b,tiny-infinitetalk"}
+    assert Settings.from_env(environment).allowed_models == [
+        "multitalk-14b",
+        "infinitetalk",
+        "tiny-infinitetalk",
+    ]
+    assert Settings.from_env(REQUIRED).allowed_models == ["multitalk-14b"]
+
+
+def test_source_video_limits_default_to_the_shared_rules() -> None:
+    settings = Settings.from_env(REQUIRED)
+    assert (settings.max_video_bytes, settings.max_video_s) == (2 * 1024**3, 600.0)
+    settings = Settings.from_env({**REQUIRED, "MAX_VIDEO_BYTES": "1000", "MAX_VIDEO_S": "1.5"})
+    assert (settings.max_video_bytes, settings.max_video_s) == (1000, 1.5)
 
 
 def test_default_speed_is_quality_unless_the_deployment_says_otherwise() -> None:
@@ -61,6 +79,10 @@ def test_every_setting_has_an_upper_case_variable() -> None:
         },
         {"JWKS_REFETCH_COOLDOWN_S": "0"},
         {"DEFAULT_SPEED": "ludicrous"},
+        {"ALLOWED_MODELS": "multitalk-14b,infinitetalk-14b-multi"},
+        {"ALLOWED_MODELS": ""},
+        {"MAX_VIDEO_S": "601"},
+        {"MAX_VIDEO_BYTES": "0"},
     ],
 )
 def test_invalid_configuration_is_refused(change: dict[str, str | None]) -> None:
@@ -146,11 +168,32 @@ def test_estimates_order_the_profiles(resolution: str) -> None:
 
 
 def test_estimates_follow_the_flop_arithmetic() -> None:
-    # 15 s of 480p: 120 passes x 1,825.1 TFLOP / (0.4 x 989 TFLOP/s) / 2.24 s per clip = 247 s
-    # of compute per second of video, plus the 90 s start-up allowance.
-    assert _estimate(max_duration_s=15) == 90 + 3708
+    # 15 s of 480p is 375 frames: MultiTalk's first clip makes 81, each later one 56 more, so
+    # 7 clips; 120 passes x 1,825.1 TFLOP / (0.4 x 989 TFLOP/s) = 553.6 s a clip, plus the 90 s
+    # start-up allowance.
+    assert _estimate(max_duration_s=15) == 90 + 3876
     # turbo's 4 passes are 1/30 of quality's 120
-    assert _estimate(max_duration_s=15, speed="turbo") == 90 + 124
+    assert _estimate(max_duration_s=15, speed="turbo") == 90 + 130
+    # InfiniteTalk's later clips make 72 new frames: 6 clips
+    assert _estimate(max_duration_s=15, model="infinitetalk-14b") == 90 + 3322
+
+
+@pytest.mark.parametrize("model", ["multitalk-14b", "infinitetalk-14b", "infinitetalk-14b-multi"])
+def test_a_short_video_costs_a_whole_clip(model: str) -> None:
+    one_clip = _estimate(model=model, max_duration_s=81 / 25)
+    assert _estimate(model=model, max_duration_s=1) == one_clip
+    assert _estimate(model=model, max_duration_s=3.3) > one_clip
+
+
+def test_infinitetalk_needs_fewer_clips_for_long_videos() -> None:
+    ten_minutes = {
+        model: _estimate(model=model, max_duration_s=600)
+        for model in ("multitalk-14b", "infinitetalk-14b", "infinitetalk-14b-multi")
+    }
+    # 15,000 frames: 1 + ceil(14,919 / 56) = 268 clips against 1 + ceil(14,919 / 72) = 209
+    assert ten_minutes["multitalk-14b"] == 90 + math.ceil(268 * 120 * 1825.1 / (0.4 * 989))
+    assert ten_minutes["infinitetalk-14b"] == 90 + math.ceil(209 * 120 * 1825.1 / (0.4 * 989))
+    assert ten_minutes["infinitetalk-14b-multi"] == ten_minutes["infinitetalk-14b"]
 
 
 def test_sample_steps_replace_the_profiles_steps() -> None:
@@ -158,9 +201,66 @@ def test_sample_steps_replace_the_profiles_steps() -> None:
     assert _estimate(speed="turbo", sample_steps=8) > _estimate(speed="turbo")
 
 
-def test_tiny_estimates_stay_seconds() -> None:
+@pytest.mark.parametrize("model", ["tiny", "tiny-infinitetalk"])
+def test_tiny_estimates_stay_seconds(model: str) -> None:
     for speed in ("quality", "turbo"):
-        assert _estimate(model="tiny", speed=speed, resolution="720p", max_duration_s=5) == 15
+        assert _estimate(model=model, speed=speed, resolution="720p", max_duration_s=5) == 15
+
+
+@pytest.mark.parametrize(
+    ("model", "speakers", "preset"),
+    [
+        ("multitalk-14b", 1, "multitalk-14b"),
+        ("multitalk-14b", 2, "multitalk-14b"),
+        ("infinitetalk", 1, "infinitetalk-14b"),
+        ("infinitetalk", 2, "infinitetalk-14b-multi"),
+        ("tiny-infinitetalk", 2, "tiny-infinitetalk"),
+        ("tiny", 2, "tiny"),
+    ],
+)
+def test_public_models_map_to_the_gpu_presets(
+    model: PublicModel, speakers: int, preset: str
+) -> None:
+    assert gpu_preset(model, speakers=speakers) == preset
+
+
+def test_the_presets_name_is_accepted_for_infinitetalk() -> None:
+    assert OptionsSpec.model_validate({"model": "infinitetalk-14b"}).model == "infinitetalk"
+
+
+def with_video(model: str, **inputs: object) -> dict[str, object]:
+    body = minimal(model=model)
+    body["input"] = {"audio_s3_url": "s3://data/a.wav", "video_s3_url": "s3://data/v.mp4", **inputs}
+    return body
+
+
+@pytest.mark.parametrize("model", ["infinitetalk", "infinitetalk-14b", "tiny-infinitetalk"])
+def test_a_video_is_taken_by_infinitetalk_models(model: str) -> None:
+    request = GenerateVideoRequest.model_validate(with_video(model))
+    assert request.input.video_s3_url == "s3://data/v.mp4"
+    assert request.input.reference_image_s3_url is None
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "message"),
+    [
+        (with_video("multitalk-14b"), "video_needs_infinitetalk", "dubbed by InfiniteTalk only"),
+        (with_video("tiny"), "video_needs_infinitetalk", "portrait in reference_image_s3_url"),
+        (
+            with_video("infinitetalk", reference_image_s3_url="s3://data/i.png"),
+            "video_image_conflict",
+            "not both",
+        ),
+    ],
+)
+def test_a_video_with_a_portrait_or_a_multitalk_model_is_a_coded_error(
+    body: dict[str, object], code: str, message: str
+) -> None:
+    with pytest.raises(ValidationError) as error:
+        GenerateVideoRequest.model_validate(body)
+    (only,) = error.value.errors()
+    assert only["type"] == code
+    assert message in only["msg"]
 
 
 @pytest.mark.parametrize(("turbo", "speed"), [(True, "turbo"), (False, "quality")])

@@ -35,10 +35,11 @@ module "core" {
   state_machine_template_path = var.state_machine_template_path
   batch                       = var.batch
 
-  jwt           = var.jwt
-  modal_api_url = var.modal_api_url
-  api_endpoint  = aws_apigatewayv2_api.this.api_endpoint
-  limits        = var.limits
-  default_speed = var.default_speed
-  log_level     = var.log_level
+  jwt            = var.jwt
+  modal_api_url  = var.modal_api_url
+  api_endpoint   = aws_apigatewayv2_api.this.api_endpoint
+  limits         = var.limits
+  allowed_models = var.allowed_models
+  default_speed  = var.default_speed
+  log_level      = var.log_level
 }

@@ -234,6 +234,12 @@ variable "default_speed" {
   }
 }
 
+variable "allowed_models" {
+  description = "Models callers may name in options.model (see modules/core): multitalk-14b, infinitetalk (after downloading its adapters), tiny, tiny-infinitetalk."
+  type        = list(string)
+  default     = ["multitalk-14b"]
+}
+
 variable "log_level" {
   description = "Log level of the Lambda functions."
   type        = string
@@ -257,6 +263,8 @@ variable "limits" {
     max_video_length_s    = optional(number, 15)
     max_audio_bytes       = optional(number, 104857600)
     max_image_bytes       = optional(number, 20971520)
+    max_video_bytes       = optional(number, 2147483648)
+    max_video_s           = optional(number, 600)
     job_deadline_s        = optional(number, 3600)
     presign_get_expires_s = optional(number, 900)
     presign_put_expires_s = optional(number, 3600)

@@ -191,6 +191,9 @@ locals {
     MAX_AUDIO_BYTES              = tostring(var.limits.max_audio_bytes)
     MAX_IMAGE_BYTES              = tostring(var.limits.max_image_bytes)
     MAX_VIDEO_LENGTH_S           = tostring(var.limits.max_video_length_s)
+    MAX_VIDEO_BYTES              = tostring(var.limits.max_video_bytes)
+    MAX_VIDEO_S                  = tostring(var.limits.max_video_s)
+    ALLOWED_MODELS               = join(",", var.allowed_models)
     JOB_DEADLINE_S               = tostring(var.limits.job_deadline_s)
     DEFAULT_SPEED                = var.default_speed
     POWERTOOLS_LOG_LEVEL         = var.log_level

@@ -212,6 +212,8 @@ variable "limits" {
     max_video_length_s    = optional(number, 15)
     max_audio_bytes       = optional(number, 104857600)
     max_image_bytes       = optional(number, 20971520)
+    max_video_bytes       = optional(number, 2147483648)
+    max_video_s           = optional(number, 600)
     job_deadline_s        = optional(number, 3600)
     presign_get_expires_s = optional(number, 900)
     presign_put_expires_s = optional(number, 3600)
@@ -239,6 +241,27 @@ variable "limits" {
   validation {
     condition     = var.limits.max_audio_bytes > 0 && var.limits.max_image_bytes > 0
     error_message = "size limits must be positive."
+  }
+
+  validation {
+    condition     = var.limits.max_video_bytes > 0 && var.limits.max_video_bytes <= 8589934592
+    error_message = "limits.max_video_bytes (the largest source video to dub) must be in (0, 8 GiB]."
+  }
+
+  validation {
+    condition     = var.limits.max_video_s > 0 && var.limits.max_video_s <= 600
+    error_message = "limits.max_video_s (the longest source video to dub) must be in (0, 600]."
+  }
+}
+
+variable "allowed_models" {
+  description = "Models callers may name in options.model: multitalk-14b, infinitetalk (needs the InfiniteTalk adapters on the Volume: download_weights --models), tiny and tiny-infinitetalk (noise, for tests)."
+  type        = list(string)
+  default     = ["multitalk-14b"]
+
+  validation {
+    condition     = length(var.allowed_models) > 0 && alltrue([for m in var.allowed_models : contains(["multitalk-14b", "infinitetalk", "tiny", "tiny-infinitetalk"], m)])
+    error_message = "allowed_models must list at least one of multitalk-14b, infinitetalk, tiny, tiny-infinitetalk."
   }
 }
 

@@ -257,6 +257,45 @@ run "rejects_unknown_default_speed" {
   expect_failures = [var.default_speed]
 }
 
+run "allowed_models_and_video_limits_reach_the_submitting_functions" {
+  command = plan
+
+  variables {
+    allowed_models = ["multitalk-14b", "infinitetalk"]
+    limits         = { max_video_bytes = 1073741824, max_video_s = 300 }
+  }
+
+  assert {
+    condition     = output.lambda_environment.api.ALLOWED_MODELS == "multitalk-14b,infinitetalk" && output.lambda_environment.batch_submit.ALLOWED_MODELS == "multitalk-14b,infinitetalk"
+    error_message = "allowed_models becomes ALLOWED_MODELS, comma-separated"
+  }
+
+  assert {
+    condition     = output.lambda_environment.api.MAX_VIDEO_BYTES == "1073741824" && output.lambda_environment.api.MAX_VIDEO_S == "300"
+    error_message = "the source video limits become MAX_VIDEO_BYTES and MAX_VIDEO_S"
+  }
+}
+
+run "rejects_unknown_model" {
+  command = plan
+
+  variables {
+    allowed_models = ["multitalk-14b", "infinitetalk-14b-multi"]
+  }
+
+  expect_failures = [var.allowed_models]
+}
+
+run "rejects_source_video_limit_past_ten_minutes" {
+  command = plan
+
+  variables {
+    limits = { max_video_s = 601 }
+  }
+
+  expect_failures = [var.limits]
+}
+
 run "rejects_bad_tenant_location" {
   command = plan
 

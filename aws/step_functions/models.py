@@ -36,7 +36,8 @@ class BatchSource(_Strict):
     )
     reference_image_s3_url: S3Url | None = Field(
         default=None,
-        description="One portrait for every item that has none of its own (same-name image)",
+        description="One portrait for every item that has none of its own (same-name image or "
+        "video)",
     )
 
     @model_validator(mode="after")
@@ -64,9 +65,16 @@ class ManifestRow(_Strict):
 
     audio_s3_url: S3Url
     reference_image_s3_url: S3Url | None = None
+    video_s3_url: S3Url | None = None
     prompt: str | None = Field(default=None, max_length=MAX_PROMPT_LENGTH)
     filename: str | None = Field(default=None, pattern=OUTPUT_FILENAME_PATTERN)
     id: str | None = Field(default=None, min_length=1, max_length=256)
+
+    @model_validator(mode="after")
+    def _image_or_video(self) -> ManifestRow:
+        if self.reference_image_s3_url is not None and self.video_s3_url is not None:
+            raise ValueError("give reference_image_s3_url or video_s3_url, not both")
+        return self
 
 
 class PlannedItem(_Strict):
@@ -75,6 +83,8 @@ class PlannedItem(_Strict):
     id: str = Field(max_length=1024)
     audio_s3_url: str
     reference_image_s3_url: str | None = None
+    video_s3_url: str | None = None
+    """A video to dub in place of the portrait; the batch's portrait is never added to it."""
     prompt: str | None = None
     filename: str = Field(pattern=OUTPUT_FILENAME_PATTERN)
 

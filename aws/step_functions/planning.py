@@ -1,11 +1,15 @@
 """Turn a batch source (an S3 prefix or a manifest) into the item list the Distributed Map reads.
 
-A prefix becomes one item per audio file; its portrait is the image beside it with the same
-name (``talk.wav`` + ``talk.png``), else the batch's one image, else none (the submit path then
-uses the tenant's default or fails that item alone). A manifest is JSONL or CSV with the fields of
-:class:`ManifestRow`. A manifest line that cannot be read at all refuses the whole batch, with its
-line number, before anything is submitted; a well-formed item that names a missing or forbidden
-object fails only itself later, in the submit path.
+A prefix becomes one item per audio file; what it renders from is the video beside it with the
+same name (``talk.wav`` + ``talk.mp4``: dubbing), else the image with the same name
+(``talk.wav`` + ``talk.png``), else the batch's one image, else none (the submit path then uses
+the tenant's default or fails that item alone). A video beats an image of the same name: the
+image may be its thumbnail, and the item list (``items.json``) shows what each item took. A
+manifest is JSONL or CSV with the fields of :class:`ManifestRow`, a portrait or a video per row.
+A manifest line that cannot be read at all refuses the whole batch, with its line number, before
+anything is submitted, and so does a video item in a batch whose model cannot dub
+(``video_needs_infinitetalk``); a well-formed item that names a missing or forbidden object fails
+only itself later, in the submit path.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from aws.lambda_proxy.api.models import validation_code
+from aws.lambda_proxy.api.models import validation_code, video_model_refusal
 from aws.lambda_proxy.exceptions import ProxyError
 from aws.lambda_proxy.storage.s3_url import parse_s3_url
 from aws.step_functions.exceptions import BatchError
@@ -38,14 +42,18 @@ if TYPE_CHECKING:
     from aws.lambda_proxy.services import Services
     from aws.lambda_proxy.storage.policy import TenantLocations
 
-# Which keys of a prefix are items and which their portraits. Only a prefix listing looks at
-# names (it must tell a voice from a photo without reading both); every item's content is then
-# judged by its bytes like any other submission.
-# Video containers (.mp4, .mov, .mkv) are left out: in a prefix they are the videos to dub.
+# Which keys of a prefix are items and which their portraits or videos. Only a prefix listing
+# looks at names (it must tell a voice from a photo without reading both); every item's content
+# is then judged by its bytes like any other submission.
+# Video containers (.mp4, .mov, .mkv) are no items: in a prefix they are the videos to dub.
+# .webm is both a browser's voice note and a video: it is an item unless another audio file has
+# its name, and then it is that item's video.
 AUDIO_SUFFIXES = frozenset(
     {".wav", ".mp3", ".flac", ".m4a", ".ogg", ".opus", ".aac", ".aif", ".aiff", ".aifc", ".caf"}
     | {".webm", ".mka", ".amr"}
 )
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm")
+"""In order of preference when one name has several."""
 IMAGE_SUFFIXES = (
     *(".png", ".jpg", ".jpeg", ".webp", ".avif", ".heic", ".heif"),
     *(".bmp", ".tif", ".tiff", ".gif"),
@@ -91,6 +99,10 @@ def plan_batch(
         )
     if not items:
         raise BatchError("the batch source names no audio file", code="batch_empty")
+    dubbed = next((item for item in items if item.video_s3_url is not None), None)
+    refusal = video_model_refusal(request.options.model) if dubbed is not None else None
+    if dubbed is not None and refusal is not None:
+        raise BatchError(f"item {dubbed.id!r}: {refusal.message()}", code=refusal.type)
     if len(items) > MAX_ITEMS:
         raise BatchError(
             f"{len(items)} items; one batch may hold at most {MAX_ITEMS}", code="batch_too_large"
@@ -144,26 +156,47 @@ def _prefix_items(
     except ClientError as exc:
         code = exc.response["Error"]["Code"]
         raise BatchError(f"cannot list {prefix}: {code}", code="batch_source_unreadable") from None
-    for key in sorted(keys):
-        path = PurePosixPath(key)
-        if path.suffix.lower() not in AUDIO_SUFFIXES:
-            continue
-        image = next(
+    yield from pair_prefix_items(bucket, key_prefix, keys, shared_image)
+
+
+def pair_prefix_items(
+    bucket: str, key_prefix: str, keys: set[str], shared_image: str | None
+) -> Iterator[PlannedItem]:
+    """The items of a prefix listing (``keys`` under ``key_prefix``), each audio file with the
+    video or image of its name (see the module docstring)."""
+    voiced = {
+        str(PurePosixPath(key).with_suffix(""))
+        for key in keys
+        if PurePosixPath(key).suffix.lower() in AUDIO_SUFFIXES - {".webm"}
+    }
+
+    def beside(path: PurePosixPath, suffixes: tuple[str, ...]) -> str | None:
+        return next(
             (
                 f"s3://{bucket}/{candidate}"
-                for suffix in IMAGE_SUFFIXES
+                for suffix in suffixes
                 for candidate in (
                     str(path.with_suffix(suffix)),
                     str(path.with_suffix(suffix.upper())),
                 )
-                if candidate in keys
+                if candidate in keys and candidate != str(path)
             ),
-            shared_image,
+            None,
         )
+
+    for key in sorted(keys):
+        path = PurePosixPath(key)
+        suffix = path.suffix.lower()
+        if suffix not in AUDIO_SUFFIXES:
+            continue
+        if suffix == ".webm" and str(path.with_suffix("")) in voiced:
+            continue  # the video of the audio file with its name
+        video = beside(path, VIDEO_SUFFIXES)
         yield PlannedItem(
             id=key[len(key_prefix) :],
             audio_s3_url=f"s3://{bucket}/{key}",
-            reference_image_s3_url=image,
+            video_s3_url=video,
+            reference_image_s3_url=None if video else beside(path, IMAGE_SUFFIXES) or shared_image,
             filename=_output_name(key),
         )
 
@@ -198,7 +231,9 @@ def _manifest_items(
         yield PlannedItem(
             id=parsed.id or f"line-{line}",
             audio_s3_url=parsed.audio_s3_url,
-            reference_image_s3_url=parsed.reference_image_s3_url or shared_image,
+            video_s3_url=parsed.video_s3_url,
+            reference_image_s3_url=parsed.reference_image_s3_url
+            or (shared_image if parsed.video_s3_url is None else None),
             prompt=parsed.prompt,
             filename=parsed.filename or _output_name(parsed.audio_s3_url),
         )

@@ -112,6 +112,7 @@ def _submit_item(services: Services, message: ItemMessage) -> None:
             input=InputSpec(
                 audio_s3_url=item.audio_s3_url,
                 reference_image_s3_url=item.reference_image_s3_url,
+                video_s3_url=item.video_s3_url,
                 prompt=item.prompt,
             ),
             output=OutputSpec(

@@ -293,3 +293,77 @@ def test_a_batch_whose_turbo_mode_contradicts_its_speed_is_refused(world: BatchW
     assert finished["error"] == "speed_conflict"
     assert "contradicts speed=quality" in json.loads(finished["cause"])["message"]
     assert len(world.runner.requests) == before
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the internal API's URL policy (modal_service/url_policy.py) checks inputs.image_url "
+    "only, so it refuses every job with a video until it checks inputs.video_url",
+)
+def test_a_prefix_batch_dubs_the_video_of_each_audio_files_name(world: BatchWorld) -> None:
+    run = uuid.uuid4().hex[:8]
+    inputs = f"tenants/acme/inputs/dub-{run}/"
+    for name in ("anna", "ben"):
+        put(world.stack, f"{inputs}{name}.wav", "audio/wav")
+    put(world.stack, f"{inputs}anna.mp4", "video/mp4", MP4_BYTES)
+    put(world.stack, f"{inputs}anna.png", "image/png", b"\x89PNG\r\n\x1a\n-thumbnail")
+    put(world.stack, f"{inputs}ben.png", "image/png", b"\x89PNG\r\n\x1a\n-ben")
+    sent: dict[str, CreateJobRequest] = {}
+
+    def act(job_request: CreateJobRequest) -> None:
+        sent[audio_key(job_request).rsplit("/", 1)[1]] = job_request
+        world.worker.succeed(job_request).raise_for_status()
+
+    request = {
+        "tenant_id": "acme",
+        "source": {"prefix": f"s3://{world.stack.buckets['data']}/{inputs}"},
+        "output": {
+            "s3_bucket": world.stack.buckets["data"],
+            "s3_prefix": f"tenants/acme/outputs/dub-{run}/",
+        },
+        "options": {"model": "tiny-infinitetalk", "video_length": 5},
+    }
+    finished = _run(world, state_machine(world.stack, world.queue.queue_url), request, act)
+
+    assert finished["status"] == "SUCCEEDED", _failure_events(world, finished["executionArn"])
+    assert json.loads(finished["output"])["succeeded"] == 2
+    anna, ben = sent["anna.wav"].inputs, sent["ben.wav"].inputs
+    # The video beats the image of the same name; the other item keeps its portrait.
+    assert (anna.image_url, anna.video_name) == (None, f"{inputs}anna.mp4")
+    assert anna.video_url is not None
+    assert (ben.video_url, ben.image_name) == (None, f"{inputs}ben.png")
+    assert {job.params.model for job in sent.values()} == {"tiny-infinitetalk"}
+
+
+def test_a_batch_with_a_video_and_a_multitalk_model_is_refused_before_any_submission(
+    world: BatchWorld,
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    inputs = f"tenants/acme/inputs/dub-csv-{run}/"
+    audio = put(world.stack, f"{inputs}mia.wav", "audio/wav")
+    image = put(world.stack, f"{inputs}mia.png", "image/png", b"\x89PNG\r\n\x1a\n-mia")
+    video = put(world.stack, f"{inputs}leo.mp4", "video/mp4", MP4_BYTES)
+    manifest = put(
+        world.stack,
+        f"{inputs}batch.csv",
+        "text/csv",
+        (
+            "audio_s3_url,reference_image_s3_url,video_s3_url,id\n"
+            f"{audio},{image},,mia\n{audio},,{video},leo\n"
+        ).encode(),
+    )
+    before = len(world.runner.requests)
+    request = {
+        "tenant_id": "acme",
+        "source": {"manifest": manifest},
+        "output": {"s3_bucket": world.stack.buckets["data"], "s3_prefix": "tenants/acme/outputs/"},
+        "options": {"model": "tiny"},
+    }
+    finished = _run(
+        world, state_machine(world.stack, world.queue.queue_url), request, lambda _: None
+    )
+
+    assert finished["status"] == "FAILED"
+    assert finished["error"] == "video_needs_infinitetalk"
+    assert "item 'leo'" in json.loads(finished["cause"])["message"]
+    assert len(world.runner.requests) == before

@@ -6,12 +6,13 @@ import pytest
 from pydantic import ValidationError
 
 from aws.step_functions.exceptions import BatchError
-from aws.step_functions.models import BatchRequest, BatchSource, PlannedItem
+from aws.step_functions.models import BatchRequest, BatchSource, ManifestRow, PlannedItem
 from aws.step_functions.planning import (
     _csv_rows,
     _jsonl_rows,
     _output_name,
     _refuse_duplicate_outputs,
+    pair_prefix_items,
 )
 
 BUCKET = "s3://multitalk-local-data/tenants/acme/inputs/"
@@ -89,3 +90,64 @@ def test_two_items_may_not_write_the_same_video() -> None:
     with pytest.raises(BatchError, match=r"would both write talk\.mp4") as error:
         _refuse_duplicate_outputs(items)
     assert error.value.code == "batch_output_collision"
+
+
+def test_a_manifest_row_names_a_portrait_or_a_video() -> None:
+    (_, row), *_ = _csv_rows("audio_s3_url,video_s3_url\ns3://b/a.wav,s3://b/a.mp4\n")
+    assert ManifestRow.model_validate(row).video_s3_url == "s3://b/a.mp4"
+    both = {**row, "reference_image_s3_url": "s3://b/a.png"}
+    with pytest.raises(ValidationError, match="reference_image_s3_url or video_s3_url, not both"):
+        ManifestRow.model_validate(both)
+
+
+def _pairs(*names: str, shared: str | None = None) -> dict[str, tuple[str | None, str | None]]:
+    """Item id -> (video, image) for a prefix listing of ``names`` (file names under it)."""
+    prefix = "tenants/acme/inputs/b/"
+    items = pair_prefix_items("data", prefix, {prefix + name for name in names}, shared)
+    strip = f"s3://data/{prefix}"
+    return {
+        item.id: (
+            item.video_s3_url and item.video_s3_url.removeprefix(strip),
+            item.reference_image_s3_url and item.reference_image_s3_url.removeprefix(strip),
+        )
+        for item in items
+    }
+
+
+def test_a_prefix_pairs_each_audio_file_with_the_video_or_image_of_its_name() -> None:
+    assert _pairs(
+        "anna.wav",
+        "anna.mp4",
+        "ben.mp3",
+        "ben.MOV",
+        "carl.flac",
+        "carl.png",
+        "dora.wav",
+        "erin.m4a",
+        "erin.mkv",
+        "lone.mp4",
+        shared="s3://data/shared.png",
+    ) == {
+        "anna.wav": ("anna.mp4", None),
+        "ben.mp3": ("ben.MOV", None),
+        "carl.flac": (None, "carl.png"),
+        "dora.wav": (None, "s3://data/shared.png"),
+        "erin.m4a": ("erin.mkv", None),
+    }
+
+
+def test_a_video_beats_an_image_of_the_same_name_and_the_batch_portrait() -> None:
+    assert _pairs("talk.wav", "talk.jpg", "talk.mp4", shared="s3://data/shared.png") == {
+        "talk.wav": ("talk.mp4", None)
+    }
+    # Several videos of one name: MP4, then MOV, MKV, WebM.
+    assert _pairs("talk.wav", "talk.webm", "talk.mkv", "talk.mov") == {
+        "talk.wav": ("talk.mov", None)
+    }
+
+
+def test_a_webm_is_a_voice_note_unless_another_audio_file_has_its_name() -> None:
+    assert _pairs("talk.wav", "talk.webm") == {"talk.wav": ("talk.webm", None)}
+    assert _pairs("note.webm", "note.png") == {"note.webm": (None, "note.png")}
+    # A voice note may dub a video of its name like any audio file.
+    assert _pairs("note.webm", "note.mp4") == {"note.webm": ("note.mp4", None)}

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from aws.lambda_proxy.config import PublicModel
 from modal_service.contracts import SpeedProfile
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
@@ -93,6 +94,13 @@ def submit(
     api_url: ApiUrl,
     token: Token,
     image: Annotated[str | None, typer.Option(help="s3:// reference portrait")] = None,
+    video: Annotated[
+        str | None,
+        typer.Option(
+            help="s3:// video to dub instead of a portrait (InfiniteTalk models only)",
+            show_default=False,
+        ),
+    ] = None,
     output_prefix: Annotated[str, typer.Option(help="Key prefix for the MP4")] = "",
     filename: Annotated[str | None, typer.Option(help="Defaults to <job_id>.mp4")] = None,
     prompt: Annotated[str | None, typer.Option()] = None,
@@ -109,19 +117,29 @@ def submit(
     audio_type: Annotated[str, typer.Option(help="Two speakers: add or para")] = "add",
     seed: Annotated[int | None, typer.Option()] = None,
     steps: Annotated[int | None, typer.Option(help="Sampling steps")] = None,
-    model: Annotated[str, typer.Option(help="multitalk-14b, or tiny (noise, for tests)")] = (
-        "multitalk-14b"
-    ),
+    model: Annotated[
+        PublicModel,
+        typer.Option(
+            help="multitalk-14b (a clip-length talking head; two speakers on one portrait), "
+            "infinitetalk (long videos, dubbing --video), or tiny / tiny-infinitetalk (noise, "
+            "for tests)"
+        ),
+    ] = "multitalk-14b",
     webhook_url: Annotated[str | None, typer.Option(help="https URL for the result")] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="Makes retries safe")] = None,
     wait: Annotated[bool, typer.Option(help="Follow the job to the end")] = False,
     poll: Annotated[float, typer.Option(help="Seconds between polls with --wait")] = 2.0,
 ) -> None:
     """Ask for a talking-head video; print the job (and follow it with --wait)."""
+    if image and video:
+        raise typer.BadParameter(
+            "give --image (a portrait) or --video (a video to dub), not both", param_hint="--video"
+        )
     request: dict[str, Any] = {
         "input": {
             **({"audio_s3_url": audio[0]} if len(audio) == 1 else {"audio_s3_urls": audio}),
             **({"reference_image_s3_url": image} if image else {}),
+            **({"video_s3_url": video} if video else {}),
             **({"prompt": prompt} if prompt else {}),
             **({"audio_type": audio_type} if len(audio) > 1 else {}),
         },

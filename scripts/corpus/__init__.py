@@ -6,8 +6,8 @@ machine. ``scripts/corpus/audio.py``, ``images.py`` and ``video.py`` list the ca
 ``tests/unit/media/`` checks what the worker makes of each one (duration, level, orientation,
 background, frames), and ``tests/reliability/test_input_corpus.py`` sends every audio and image
 case through the public API on the local stack: accepts render, refusals come back with their
-code and leave nothing (the source videos only go through the worker's preparation until the
-API takes a video).
+code and leave nothing (the source videos go through the worker's preparation, and those the
+first bytes refuse through the API's submit path in ``tests/integration/lambda_proxy/``).
 ``scripts/bench/input_bombs.py`` measures what refusing its bombs costs.
 """
 

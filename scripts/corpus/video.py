@@ -8,9 +8,11 @@ come out on every machine with the same ffmpeg; :func:`video_cases` builds them 
 
 Expectations hold for a deployment maximum of :data:`CORPUS_MAX_S`. Accepted cases carry the
 upright ``size`` (width, height), the ``rotation`` the header states, and ``frames``: how many
-frames the source makes at 25 fps (for a truncated file, at most that many). These cases stay in
-the unit tests (``tests/unit/media/test_video_corpus.py``): the public API takes no video yet, so
-the reliability suite cannot send them.
+frames the source makes at 25 fps (for a truncated file, at most that many). Every case runs
+through the worker's preparation in the unit tests (``tests/unit/media/test_video_corpus.py``);
+the refusals the submit path sees from the first bytes also go through the public API
+(``tests/integration/lambda_proxy/test_api_video.py``). The reliability suite does not send them
+yet: no worker renders a video on the local stack until the GPU side takes one.
 """
 
 from __future__ import annotations

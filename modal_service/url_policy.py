@@ -51,7 +51,10 @@ def check_transfer_urls(inputs: JobInputs, output: JobOutput, *, allow_loopback_
     """Apply :func:`check_url` to every pre-signed URL of a job (also to refreshed ones)."""
     for index, url in enumerate(inputs.audio_urls):
         check_url(url, field=f"inputs.audio_urls[{index}]", allow_loopback_http=allow_loopback_http)
-    check_url(inputs.image_url, field="inputs.image_url", allow_loopback_http=allow_loopback_http)
+    for field in ("image_url", "video_url"):  # exactly one of them is set
+        url = getattr(inputs, field)
+        if url is not None:
+            check_url(url, field=f"inputs.{field}", allow_loopback_http=allow_loopback_http)
     check_url(output.put_url, field="output.put_url", allow_loopback_http=allow_loopback_http)
 
 

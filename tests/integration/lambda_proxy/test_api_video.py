@@ -22,13 +22,6 @@ from tests.integration.lambda_proxy.conftest import PNG, WAV, Proxy
 
 pytestmark = pytest.mark.stack
 
-NEEDS_VIDEO_URL_POLICY = pytest.mark.xfail(
-    strict=True,
-    reason="the internal API's URL policy (modal_service/url_policy.py) checks inputs.image_url "
-    "only, so it refuses every job with a video (url_refused, here modal_rejected) until it "
-    "checks inputs.video_url: the GPU side's part of the change",
-)
-
 
 @cache
 def corpus() -> dict[str, CorpusCase]:
@@ -85,7 +78,6 @@ def assert_refused(proxy: Proxy, body: dict[str, Any], status: int, code: str) -
     return problem
 
 
-@NEEDS_VIDEO_URL_POLICY
 def test_a_video_is_signed_into_the_job_in_place_of_the_image(proxy: Proxy) -> None:
     video = upload_case(proxy, "mp4-faststart")
     body = video_body(proxy, video)
@@ -182,7 +174,6 @@ def test_a_video_over_the_byte_limit_is_refused_at_submit(proxy: Proxy) -> None:
         assert_refused(proxy, body, 422, "video_too_large")
 
 
-@NEEDS_VIDEO_URL_POLICY
 def test_a_video_just_within_the_limits_is_accepted(proxy: Proxy) -> None:
     case = corpus()["mp4-faststart"]
     body = video_body(proxy, upload_case(proxy, case.name))

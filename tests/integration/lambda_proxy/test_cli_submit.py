@@ -92,11 +92,6 @@ def test_model_is_sent_as_options_model(proxy: Proxy, model: str, preset: str) -
     assert proxy.services.jobs.get(_job_id(output)).params.model == preset
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the internal API's URL policy (modal_service/url_policy.py) checks inputs.image_url "
-    "only, so it refuses every job with a video until it checks inputs.video_url",
-)
 def test_video_is_sent_as_input_video_s3_url(proxy: Proxy) -> None:
     video = _video(proxy)
     code, output = _submit(proxy, "--video", video, image=False, model="tiny-infinitetalk")

@@ -295,11 +295,6 @@ def test_a_batch_whose_turbo_mode_contradicts_its_speed_is_refused(world: BatchW
     assert len(world.runner.requests) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the internal API's URL policy (modal_service/url_policy.py) checks inputs.image_url "
-    "only, so it refuses every job with a video until it checks inputs.video_url",
-)
 def test_a_prefix_batch_dubs_the_video_of_each_audio_files_name(world: BatchWorld) -> None:
     run = uuid.uuid4().hex[:8]
     inputs = f"tenants/acme/inputs/dub-{run}/"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from modal_service.config import ServiceSettings, WorkerSettings
-from modal_service.contracts import contains_aws_credentials
-from modal_service.url_policy import UrlPolicyError, check_url
+from modal_service.contracts import JobInputs, JobOutput, contains_aws_credentials
+from modal_service.url_policy import UrlPolicyError, check_transfer_urls, check_url
 
 
 @pytest.mark.parametrize(
@@ -32,6 +32,18 @@ def test_url_policy(url: str, local: bool, allowed: bool) -> None:
     else:
         with pytest.raises(UrlPolicyError):
             check_url(url, field="f", allow_loopback_http=local)
+
+
+@pytest.mark.parametrize("source", ["image_url", "video_url"])
+def test_every_transfer_url_of_a_job_is_checked_whichever_source_it_has(source: str) -> None:
+    good = "https://bucket.s3.amazonaws.com/k?X-Amz-Signature=1"
+    output = JobOutput(put_url=good)
+    check_transfer_urls(
+        JobInputs(audio_urls=[good], **{source: good}), output, allow_loopback_http=False
+    )
+    inputs = JobInputs(audio_urls=[good], **{source: "http://example.com/k"})
+    with pytest.raises(UrlPolicyError, match=f"inputs.{source}"):
+        check_transfer_urls(inputs, output, allow_loopback_http=False)
 
 
 def test_presigned_credential_parameter_is_not_a_leak_but_a_raw_key_is() -> None:

@@ -92,11 +92,13 @@ def run(out_dir: Path = OUT_DIR) -> dict[str, Any]:
 
     audio = samples.write_speech_wav(out_dir / "speech.wav", duration_s=3.0)
     image = samples.draw_portrait(out_dir / "portrait.png")
+    video = samples.write_talking_video(out_dir / "talk.mp4")  # for the README's dubbing example
     s3 = info.s3_client()
     bucket = info.buckets["data"]
     inputs = f"tenants/{TENANT}/inputs/demo/"
     s3.upload_file(str(audio), bucket, inputs + audio.name, ExtraArgs={"ContentType": "audio/wav"})
     s3.upload_file(str(image), bucket, inputs + image.name, ExtraArgs={"ContentType": "image/png"})
+    s3.upload_file(str(video), bucket, inputs + video.name, ExtraArgs={"ContentType": "video/mp4"})
     print(f"sample uploaded to s3://{bucket}/{inputs} ({watch.lap('upload'):.1f} s)")
 
     token = info.mint_token(TENANT, ["videos:read", "videos:write"])

@@ -90,6 +90,37 @@ def draw_portrait(path: Path, size: tuple[int, int] = (512, 512), people: int = 
     return path
 
 
+def write_talking_video(path: Path, duration_s: float = 2.0, fps: int = 30) -> Path:
+    """Write an H.264 MP4 of the portrait swaying gently, as a source video to dub.
+
+    Phone-like on purpose: 30 fps (the render resamples to 25) and its own AAC track (the
+    dubbed video replaces it)."""
+    import subprocess
+
+    from modal_service.media.ffmpeg import ffmpeg_exe
+
+    with Image.open(draw_portrait(path.with_suffix(".png"))) as still:
+        portrait = np.asarray(still.convert("RGB"))
+    path.with_suffix(".png").unlink()
+    height, width, _ = portrait.shape
+    count = round(duration_s * fps)
+    frames = [
+        np.roll(portrait, round(6 * np.sin(2 * np.pi * index / fps)), axis=1)
+        for index in range(count)
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-y",
+         "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps),
+         "-i", "pipe:0", "-f", "lavfi", "-i", f"sine=frequency=220:duration={duration_s}",
+         "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path)],
+        input=b"".join(frame.tobytes() for frame in frames),
+        check=True,
+        timeout=120,
+    )  # fmt: skip
+    return path
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("out_dir", type=Path)

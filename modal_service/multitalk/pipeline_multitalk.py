@@ -4,7 +4,8 @@
 VAE-encoded condition frames + mask, motion latents; what they are is the clip strategy's
 choice), 4. denoise with batched CFG branches, 5. decode, colour correct and hand new frames to
 ``frame_sink``. Frames leave the pipeline clip by clip, and the source is read one frame per
-clip, so memory does not grow with video length.
+clip, so memory does not grow with video length. After each clip ``clip_done`` receives what the
+next clip starts from (its final latents), so a render can resume at the clip after it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -42,6 +44,18 @@ StepCallback = Callable[[int, int], None]
 """``(step, total)`` after each denoising step; may raise to cancel."""
 FrameSink = Callable[[np.ndarray], None]
 """Receives ``uint8`` frames ``(T, H, W, 3)`` in order."""
+ClipDone = Callable[[int, torch.Tensor, int], None]
+"""``(clip, its final latents, frames emitted so far)`` once the clip's frames went to the sink."""
+
+
+@dataclass(frozen=True)
+class ClipResume:
+    """Where a render picks up: after clip ``clip``, whose final latents were ``latents``, with
+    ``emitted`` frames already delivered. The caller restores the generator's state itself."""
+
+    clip: int
+    latents: torch.Tensor
+    emitted: int
 
 
 def _add(timings: dict[str, float], stage: str, started: float) -> None:
@@ -204,8 +218,11 @@ class MultiTalkPipeline(DiffusionPipeline):
         frame_sink: FrameSink | None = None,
         step_callback: StepCallback | None = None,
         timings: dict[str, float] | None = None,
+        resume: ClipResume | None = None,
+        clip_done: ClipDone | None = None,
     ) -> int:
-        """Render ``num_frames`` frames at 25 fps; returns how many went to ``frame_sink``.
+        """Render ``num_frames`` frames at 25 fps; returns how many went to ``frame_sink`` in all
+        (counting the ``resume.emitted`` frames delivered before).
 
         Args:
             source: the reference frames (a still image or a video's frames, 25 fps), already
@@ -217,6 +234,9 @@ class MultiTalkPipeline(DiffusionPipeline):
             step_cache: skip transformer passes on cached steps (balanced).
             vae_decode_dtype: decode under autocast to this dtype (bf16), else the VAE's own.
             timings: seconds spent on per-clip ``conditioning`` and ``decode`` are added here.
+            resume: start after this finished clip instead of at clip 0 (its latents are decoded
+                again: the next clip is conditioned on its frames).
+            clip_done: called after every clip, with what a later ``resume`` needs.
         """
         cache = (
             CachedSteps(self.transformer, step_cache, num_inference_steps) if step_cache else None
@@ -243,6 +263,8 @@ class MultiTalkPipeline(DiffusionPipeline):
                 frame_sink,
                 step_callback,
                 timings,
+                resume,
+                clip_done,
             )
 
     def _render(
@@ -267,6 +289,8 @@ class MultiTalkPipeline(DiffusionPipeline):
         frame_sink: FrameSink | None,
         step_callback: StepCallback | None,
         timings: dict[str, float] | None,
+        resume: ClipResume | None,
+        clip_done: ClipDone | None,
     ) -> int:
         timings = timings if timings is not None else {}
         first = source.reference_frame(0)
@@ -310,7 +334,14 @@ class MultiTalkPipeline(DiffusionPipeline):
         total_steps = clips * num_inference_steps
         previous = None
         emitted = 0
-        for clip in range(clips):
+        if resume is not None:
+            started = time.perf_counter()
+            previous = self._decode_clip(
+                resume.latents, reference, color_correction_strength, vae_decode_dtype
+            )
+            _add(timings, "decode", started)
+            emitted = resume.emitted
+        for clip in range(0 if resume is None else resume.clip + 1, clips):
             # 3. Condition this clip
             started = time.perf_counter()
             cond_frames = strategy.condition_frames(clip, frame_at, previous)
@@ -384,11 +415,9 @@ class MultiTalkPipeline(DiffusionPipeline):
 
             # 5. Decode, colour-correct, emit
             started = time.perf_counter()
-            video = self.decode(latents, vae_decode_dtype)
-            video = match_colors(
-                video[0].transpose(0, 1), reference[0, :, 0], color_correction_strength
+            video = self._decode_clip(
+                latents, reference, color_correction_strength, vae_decode_dtype
             )
-            video = video.transpose(0, 1)[None]
             _add(timings, "decode", started)
             fresh = strategy.new_frames(video, clip)[:, :, : num_frames - emitted]
             if frame_sink is not None:
@@ -396,7 +425,23 @@ class MultiTalkPipeline(DiffusionPipeline):
                 frame_sink(frames.cpu().numpy())
             emitted += fresh.shape[2]
             previous = video
+            if clip_done is not None:
+                clip_done(clip, latents, emitted)
         return emitted
+
+    def _decode_clip(
+        self,
+        latents: torch.Tensor,
+        reference: torch.Tensor,
+        color_correction_strength: float,
+        vae_decode_dtype: torch.dtype | None,
+    ) -> torch.Tensor:
+        """A clip's pixels ``(1, 3, T, H, W)``, colour-corrected toward ``reference``."""
+        video = self.decode(latents, vae_decode_dtype)
+        video = match_colors(
+            video[0].transpose(0, 1), reference[0, :, 0], color_correction_strength
+        )
+        return video.transpose(0, 1)[None]
 
     def _predict(
         self,

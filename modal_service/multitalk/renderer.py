@@ -3,7 +3,9 @@
 Stages (each timed and reported through ``progress``): audio (decode, loudness, wav2vec2),
 conditioning (portrait, bucket, speaker masks), denoise (clip by clip, frames streamed into the
 encoder), encode (finalise the MP4). Temporary files live in one directory next to the output
-and are removed on every outcome; the MP4 appears at ``out_path`` only when complete.
+and are removed on every outcome; the MP4 appears at ``out_path`` only when complete. Given a
+checkpoint place, every finished clip is recorded there and a render of the same job that finds
+one replays the finished clips and goes on after them (``checkpoint``).
 """
 
 from __future__ import annotations
@@ -28,9 +30,16 @@ from modal_service.multitalk.acceleration.engine import Accelerator
 from modal_service.multitalk.acceleration.profiles import PROFILES
 from modal_service.multitalk.audio_encoder import AudioFeatureEncoder
 from modal_service.multitalk.buckets import bucket_size, resize_and_crop, speaker_masks
+from modal_service.multitalk.checkpoint import (
+    CheckpointPlace,
+    CheckpointStore,
+    Saved,
+    file_digest,
+    fingerprint,
+)
 from modal_service.multitalk.errors import RenderCancelled, RenderError
 from modal_service.multitalk.inputs import PreparedInputs, prepare_inputs
-from modal_service.multitalk.pipeline_multitalk import MultiTalkPipeline
+from modal_service.multitalk.pipeline_multitalk import ClipResume, MultiTalkPipeline
 from modal_service.multitalk.presets import Preset
 from modal_service.multitalk.reference_source import (
     BucketedSource,
@@ -148,6 +157,7 @@ class Renderer:
         should_cancel: CancelCheck | None = None,
         inputs: PreparedInputs | None = None,
         video: ReferenceSource | None = None,
+        checkpoint: CheckpointPlace | None = None,
     ) -> RenderOutcome:
         """Render ``spec`` to an H.264/AAC MP4 at ``out_path`` (25 fps, audio trimmed to fit).
 
@@ -155,6 +165,9 @@ class Renderer:
         loads the model); without them the render prepares them itself. ``video`` (dubbing,
         InfiniteTalk presets only) gives each clip's reference frame, at 25 fps, instead of the
         portrait: the bucket comes from its frame 0, and every frame is cropped to it.
+        ``checkpoint``: record each finished clip there, and resume from what a previous render
+        of the same fingerprint (preset, inputs' contents, parameters) recorded; the output is
+        the same MP4 either way. The files stay: the caller removes them when the job ends.
 
         Raises:
             InputRejectedError: bad input media, with its code and a message naming the input.
@@ -175,13 +188,13 @@ class Renderer:
                 reason="video_needs_infinitetalk",
             )
         timer = _Timer()
-        seed = spec.seed if spec.seed is not None else secrets.randbelow(2**32)
         settings, notes = self.sampling_settings(spec)
         workdir = Path(tempfile.mkdtemp(prefix=".multitalk-", dir=out_path.parent))
         threads = torch.get_num_threads()
         if self._preset.cpu_threads and self.pipeline._execution_device.type == "cpu":
             torch.set_num_threads(self._preset.cpu_threads)
         opened = contextlib.ExitStack()  # the source video's decoder, closed on every outcome
+        store: CheckpointStore | None = None
         try:
             with timer.stage("audio"):
                 report("audio", 0, 1)
@@ -201,6 +214,13 @@ class Renderer:
                 source, height, width, masks = self._conditioning(spec, inputs.portrait, video)
             image_conditioning = timer.seconds["conditioning"]
             self._check(cancelled)
+            saved = None
+            if checkpoint is not None:
+                store = CheckpointStore(checkpoint, self._fingerprint(spec, settings, frames))
+                saved = store.load()
+            # A resumed render keeps the seed it drew before (its generator state comes back too).
+            seed = saved.seed if saved else spec.seed
+            seed = seed if seed is not None else secrets.randbelow(2**32)
 
             def on_step(step: int, total: int) -> None:
                 report("denoise", step, total)
@@ -209,15 +229,38 @@ class Renderer:
             partial = workdir / "video.mp4"
             encode_s = 0.0
             with Mp4Writer(partial, width, height, inputs.soundtrack, frames / VIDEO_FPS) as writer:
+                newest: list[np.ndarray] = []  # the last clip's frames, for its checkpoint
 
                 def sink(chunk: np.ndarray) -> None:
                     nonlocal encode_s
                     start = time.perf_counter()
                     writer.write(chunk)
                     encode_s += time.perf_counter() - start
+                    newest[:] = [chunk]
 
                 device = self.pipeline._execution_device
                 generator = torch.Generator(device=device).manual_seed(seed)
+                resume = None
+                if saved is not None:
+                    assert store is not None
+                    with timer.stage("resume"):
+                        resume = self._resume(store, saved, writer, generator, width, height)
+                    notes.append(
+                        f"resumed after a restart: {saved.clip + 1} of "
+                        f"{strategy.num_clips(frames)} clips kept from before it"
+                    )
+
+                def clip_done(clip: int, latents: torch.Tensor, emitted: int) -> None:
+                    assert store is not None
+                    store.save(
+                        clip=clip,
+                        emitted=emitted,
+                        seed=seed,
+                        generator_state=generator.get_state(),
+                        latents=latents,
+                        frames=newest[0],
+                    )
+
                 with self.accelerator.job(spec.speed) as applied, timer.stage("denoise"):
                     self.pipeline(
                         source=source,
@@ -232,20 +275,30 @@ class Renderer:
                         step_callback=on_step,
                         color_correction_strength=self._preset.color_correction_strength,
                         timings=timer.seconds,
+                        resume=resume,
+                        clip_done=None if store is None else clip_done,
                         **settings,
                     )
+                blocked_in_denoise = 0.0
+                if store is not None:
+                    blocked_in_denoise = store.blocked_s
+                    store.close()
+                    timer.seconds["checkpoint"] = store.blocked_s
                 report("encode", 0, 1)
                 finish = time.perf_counter()
             timer.seconds["encode"] = encode_s + time.perf_counter() - finish
             # The pipeline's per-clip conditioning and decode ran inside "denoise": report apart.
             clip_conditioning = timer.seconds["conditioning"] - image_conditioning
             inner = timer.seconds.get("decode", 0.0) + encode_s + clip_conditioning
+            inner += blocked_in_denoise
             timer.seconds["denoise"] -= inner
             if applied.switch_s:
                 timer.seconds["lora_switch"] = applied.switch_s
             partial.replace(out_path)
             report("encode", 1, 1)
         finally:
+            if store is not None:
+                store.close()  # the last finished clip is recorded even when the render fails
             opened.close()
             shutil.rmtree(workdir, ignore_errors=True)
             torch.set_num_threads(threads)
@@ -267,7 +320,40 @@ class Renderer:
             ),
             notes=[*inputs.notes, *notes],
             audio_durations_s=inputs.durations_s,
+            resumed_clips=0 if saved is None else saved.clip + 1,
         )
+
+    def _fingerprint(self, spec: RenderSpec, settings: dict, frames: int) -> str:
+        # Contents, not paths: a retry downloads the same inputs to other temporary paths.
+        sources = [*spec.audio_paths, spec.image_path or spec.video_path]
+        return fingerprint(
+            {
+                "preset": self.preset,
+                "spec": spec.model_dump(
+                    mode="json", exclude={"audio_paths", "image_path", "video_path"}
+                ),
+                "inputs": [file_digest(Path(path)) for path in sources],
+                "settings": settings,
+                "frames": frames,
+            }
+        )
+
+    @staticmethod
+    def _resume(
+        store: CheckpointStore,
+        saved: Saved,
+        writer: Mp4Writer,
+        generator: torch.Generator,
+        width: int,
+        height: int,
+    ) -> ClipResume:
+        """Replay the finished clips into ``writer`` and restore the generator after them."""
+        logger.info("resuming after clip %d from %s", saved.clip, store.directory)
+        for chunk in store.replay(saved, width, height):
+            writer.write(chunk)
+        generator.set_state(saved.generator_state)
+        device = generator.device
+        return ClipResume(saved.clip, saved.latents.to(device), saved.emitted)
 
     @staticmethod
     def _check(cancelled: CancelCheck) -> None:

@@ -82,3 +82,5 @@ class RenderOutcome(BaseModel):
     """How the render deviated from what was asked (a cut, turbo without a LoRA), in plain words."""
     audio_durations_s: list[float] = Field(default_factory=list)
     """Each input track's own duration, before any cut."""
+    resumed_clips: int = 0
+    """Clips kept from a checkpoint of an earlier, interrupted render of the same job."""

@@ -46,6 +46,7 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     samples.write_speech_wav(directory / "long.wav", duration_s=7.0, seed=3)
     samples.draw_portrait(directory / "portrait.png", size=(320, 320))
     samples.draw_portrait(directory / "two.png", size=(480, 320), people=2)
+    samples.write_talking_video(directory / "talk.mp4", duration_s=1.5)  # shorter than long.wav
     return directory
 
 
@@ -56,7 +57,9 @@ def upload(stack: StackInfo, media_dir: Path):
     def _upload(name: str, tenant: str = "acme") -> str:
         bucket = stack.buckets["data"]
         key = f"tenants/{tenant}/inputs/e2e/{uuid.uuid4().hex[:8]}-{name}"
-        content_type = "audio/wav" if name.endswith(".wav") else "image/png"
+        content_type = {".wav": "audio/wav", ".mp4": "video/mp4"}.get(
+            Path(name).suffix, "image/png"
+        )
         stack.s3_client().upload_file(
             str(media_dir / name), bucket, key, ExtraArgs={"ContentType": content_type}
         )

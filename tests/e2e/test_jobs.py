@@ -118,6 +118,45 @@ def test_longer_than_one_clip(api: httpx.Client, stack: StackInfo, upload, tmp_p
     assert 6.5 <= seconds <= 7.5
 
 
+def test_infinitetalk_from_an_image_spans_the_whole_audio(
+    api: httpx.Client, stack: StackInfo, upload, tmp_path: Path
+) -> None:
+    job_id = submit(
+        api,
+        stack,
+        {"audio_s3_url": upload("long.wav"), "reference_image_s3_url": upload("portrait.png")},
+        model="tiny-infinitetalk",
+        video_length=10,
+    )
+    job = wait_final(api, job_id)
+    assert job["status"] == "succeeded", job
+    assert job["result"]["model"] == "tiny-infinitetalk"
+    frames, seconds, streams = probe(fetch_output(stack, job, tmp_path))
+    assert 6.5 <= seconds <= 7.5  # 7 s of audio: several clips, all of it rendered
+    assert frames == job["result"]["frames"] == 175
+    assert "Video: h264" in streams
+
+
+def test_dubbing_a_video_gives_it_the_new_audios_length_and_sound(
+    api: httpx.Client, stack: StackInfo, upload, tmp_path: Path
+) -> None:
+    # A 1.5 s source at 30 fps with its own tone, dubbed with 7 s of speech: it loops.
+    job_id = submit(
+        api,
+        stack,
+        {"audio_s3_url": upload("long.wav"), "video_s3_url": upload("talk.mp4")},
+        model="tiny-infinitetalk",
+        video_length=10,
+    )
+    job = wait_final(api, job_id)
+    assert job["status"] == "succeeded", job
+    frames, seconds, streams = probe(fetch_output(stack, job, tmp_path))
+    assert frames == 175  # 25 fps, as long as the speech
+    assert 6.5 <= seconds <= 7.5
+    assert "Audio: aac" in streams
+    assert job["result"]["audio_durations_s"] == [7.0]
+
+
 @pytest.mark.fault("cancel mid-render through the API")
 def test_cancel_mid_run(api: httpx.Client, stack: StackInfo, upload) -> None:
     job_id = submit(

@@ -252,6 +252,10 @@ class Renderer:
 
                 def clip_done(clip: int, latents: torch.Tensor, emitted: int) -> None:
                     assert store is not None
+                    if clip + 1 == strategy.num_clips(frames):
+                        # Nothing renders after the last clip: recording it would only make the
+                        # render wait for its write at the end.
+                        return
                     store.save(
                         clip=clip,
                         emitted=emitted,

@@ -65,6 +65,7 @@ def _service_packages() -> list[str]:
 SERVICE_PACKAGES = _service_packages()
 
 WEIGHTS_DIR = "/weights"
+CHECKPOINT_DIR = "/checkpoints"
 
 # Each job's estimated cost prices its GPU-seconds at `MULTITALK_GPU_HOUR_USD`, read at deploy
 # time (a typo fails the deploy, not every container start) and passed into the GPU image; unset,
@@ -104,6 +105,7 @@ gpu_image = (
         {
             "MODAL_SERVICE_MODE": "modal",
             "MULTITALK_WEIGHTS_DIR": WEIGHTS_DIR,
+            "MULTITALK_CHECKPOINT_DIR": CHECKPOINT_DIR,
             "HF_HUB_CACHE": f"{WEIGHTS_DIR}/hf-cache",
             "HF_HUB_OFFLINE": "1",  # weights come from the Volume, never from the hub at runtime
             **GPU_PRICE,
@@ -130,6 +132,15 @@ download_image = (
 
 weights = modal.Volume.from_name("multitalk-weights", create_if_missing=True)
 
+# ## The checkpoints Volume
+
+# A job records each finished clip here (its frames, lossless, and the state the next clip
+# starts from) and commits; if its container dies, Modal's retry of the same request reloads
+# the Volume and resumes after the last finished clip instead of starting over. A job's
+# checkpoint is removed when it ends; orphans are swept after `MULTITALK_CHECKPOINT_TTL`.
+
+checkpoints = modal.Volume.from_name("multitalk-checkpoints", create_if_missing=True)
+
 # ## The GPU worker
 
 # GPUs in order of preference: Modal takes the first one it can schedule. The 14B model in
@@ -154,12 +165,13 @@ with gpu_image.imports():
 @app.cls(
     image=gpu_image,
     gpu=GPUS,
-    volumes={WEIGHTS_DIR: weights},
+    volumes={WEIGHTS_DIR: weights, CHECKPOINT_DIR: checkpoints},
     timeout=JOB_TIMEOUT_MINUTES * MINUTES,  # the longest job; deadlines set by AWS stay below it
     startup_timeout=20 * MINUTES,  # the first load of ~80 GB of weights from the Volume
     # The worker never raises for a failed job (it reports it), so a retry here only follows a
-    # crash of the container itself (e.g. out of host memory). Uploads overwrite the same key,
-    # so a retried job is harmless.
+    # crash of the container itself (e.g. out of host memory). It resumes after the last clip
+    # the crashed attempt finished (the checkpoints Volume). Uploads overwrite the same key, so
+    # a retried job is harmless.
     retries=modal.Retries(max_retries=1, initial_delay=10.0, backoff_coefficient=2.0),
     scaledown_window=5 * MINUTES,  # keep a loaded GPU warm between jobs of a batch
     max_containers=MAX_GPU_CONTAINERS,  # caps spend; queued calls wait for a container
@@ -191,6 +203,7 @@ class MultiTalkWorker:
             settings=self.settings,
             call_id=modal.current_function_call_id(),
             interrupts=(modal.exception.InputCancellation,),
+            checkpoint_volume=checkpoints,
         )
         return outcome.model_dump(mode="json")
 

@@ -92,6 +92,14 @@ class WorkerSettings(_EnvSettings):
     )
     """The same for a cancelled job: the cancel came from the AWS side, which has settled the job
     already, so a GPU is not held for long to tell it."""
+    checkpoint_dir: Path | None = Field(default=None, alias="MULTITALK_CHECKPOINT_DIR")
+    """Where each job records its finished clips, so a retry after a crash resumes after the last
+    one (on Modal a Volume; locally the runner's directory). Unset: no checkpoints."""
+    checkpoint_ttl_s: float = Field(
+        default=6 * 3600.0, ge=600, le=7 * 86400, alias="MULTITALK_CHECKPOINT_TTL"
+    )
+    """How long an orphaned checkpoint (its job never came back) stays before a job removes it;
+    longer than any one clip takes, so a running job's checkpoint is never touched."""
     gpu_hour_usd: float = Field(default=4.0, ge=0, le=1000, alias="MULTITALK_GPU_HOUR_USD")
     """The price of one GPU for one hour, for each job's ``estimated_cost_usd``. An assumption:
     4.0 is about an H100/H200-class GPU on Modal's list prices; set the deployment's own rate."""

@@ -9,6 +9,10 @@ otherwise).
 
 Cancel sends SIGTERM (the worker reports itself cancelled and cleans up) and SIGKILL after a
 grace period.
+
+Every worker of a runner shares one checkpoint directory (``MULTITALK_CHECKPOINT_DIR``, by
+default ``checkpoints/`` in the runner's directory), so a job run again after its worker was
+killed resumes after its last finished clip, as a Modal retry does.
 """
 
 from __future__ import annotations
@@ -79,10 +83,13 @@ class LocalRunner:
         poll_interval_s: float = 0.1,
     ) -> None:
         self._max_workers = max_workers
-        self._env = worker_environment(os.environ, worker_env or {})
         self._owns_dir = work_dir is None
         self._dir = Path(work_dir or tempfile.mkdtemp(prefix="multitalk-runner-"))
         self._dir.mkdir(parents=True, exist_ok=True)
+        self._env = worker_environment(
+            os.environ,
+            {"MULTITALK_CHECKPOINT_DIR": str(self._dir / "checkpoints"), **(worker_env or {})},
+        )
         self._python = python
         self._kill_grace_s = kill_grace_s
         self._poll_interval_s = poll_interval_s

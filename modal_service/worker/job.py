@@ -3,7 +3,9 @@
 The worker sees only what :class:`~modal_service.contracts.CreateJobRequest` carries: pre-signed
 URLs, a per-job callback secret and a deadline. Every outcome, including a crash of the code
 below, ends as a :class:`JobOutcome` with a stable error code, a final signed callback and an
-empty temporary directory.
+empty temporary directory. With a checkpoint directory configured, the render records each
+finished clip there, a retry of a crashed attempt resumes after the last one, and the job's
+checkpoint is removed once it ends.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from modal_service.worker.callbacks import (
     CallbackUndelivered,
     DeliveryPolicy,
 )
+from modal_service.worker.checkpoints import JobCheckpoints, SharedVolume
 from modal_service.worker.control import JobControl
 from modal_service.worker.errors import UrlExpiredError, WorkerError
 from modal_service.worker.gpu_usage import GpuReader, GpuSampler, account, nvml_reader
@@ -65,11 +68,13 @@ def run_job(
     call_id: str | None = None,
     http: httpx.Client | None = None,
     interrupts: tuple[type[BaseException], ...] = (),
+    checkpoint_volume: SharedVolume | None = None,
 ) -> JobOutcome:
     """Run one job and return its outcome; never raises for a job failure.
 
     ``interrupts`` names exceptions by which a platform cancels the call from outside (Modal's
     ``InputCancellation``): the job reports itself cancelled, cleans up, and re-raises them.
+    ``checkpoint_volume``: the Volume mounted at ``settings.checkpoint_dir``, if it is one.
     """
     client = http or httpx.Client(follow_redirects=False)
     try:
@@ -80,6 +85,7 @@ def run_job(
             control=control or JobControl(request.deadline),
             call_id=call_id,
             client=client,
+            checkpoint_volume=checkpoint_volume,
         ).run(interrupts)
     finally:
         if http is None:
@@ -96,6 +102,7 @@ class _JobRun:
         control: JobControl,
         call_id: str | None,
         client: httpx.Client,
+        checkpoint_volume: SharedVolume | None,
     ) -> None:
         self.request = request
         self.job_id = request.job_id
@@ -118,6 +125,14 @@ class _JobRun:
         self.output: JobOutput = request.output
         self.refreshed = False
         self.timings: dict[str, float] = {}
+        self.checkpoints = None
+        if settings.checkpoint_dir is not None:
+            self.checkpoints = JobCheckpoints(
+                settings.checkpoint_dir,
+                self.job_id,
+                ttl_s=settings.checkpoint_ttl_s,
+                volume=checkpoint_volume,
+            )
 
     # --- 1. Lifecycle: every path ends in one outcome, cleaned up and reported ---------------
 
@@ -157,6 +172,9 @@ class _JobRun:
                 reporter.close()
             shutil.rmtree(workdir, ignore_errors=True)
         outcome = self._deliver_final(outcome)
+        if self.checkpoints is not None:
+            # After the final callback: a crash before it still finds every clip on the retry.
+            self.checkpoints.discard()
         if interruption is not None:
             raise interruption
         return outcome
@@ -286,6 +304,7 @@ class _JobRun:
     ) -> tuple[Path, Any, GpuUsage | None]:
         # Imported here: the model stack (torch) loads only in processes that render.
         from modal_service.multitalk import RenderCancelled, RenderError, RenderSpec
+        from modal_service.multitalk.checkpoint import CheckpointPlace
         from modal_service.multitalk.inputs import prepare_inputs
 
         params = self.request.params
@@ -323,6 +342,9 @@ class _JobRun:
             reporter.update("loading_model", 0, 1)  # instant on Modal (loaded at container start)
             renderer = self.renderers(params.model)
             self.timings["model_load_s"] = time.monotonic() - mark
+            checkpoint = None
+            if self.checkpoints is not None and self.checkpoints.open():
+                checkpoint = CheckpointPlace(self.checkpoints.directory, self.checkpoints.commit)
             # The GPUs are watched for exactly the render: the stages before it leave them idle.
             mark = time.monotonic()
             with GpuSampler(gpu_reader) as sampler:
@@ -332,6 +354,7 @@ class _JobRun:
                     progress=reporter.update,
                     should_cancel=self.control.should_stop,
                     inputs=inputs,
+                    checkpoint=checkpoint,
                 )
             self.timings["render_s"] = time.monotonic() - mark
         except RenderCancelled as cancelled:

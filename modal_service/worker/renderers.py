@@ -18,6 +18,8 @@ class Renderer(Protocol):
         *,
         progress: Callable[[str, int, int], None],
         should_cancel: Callable[[], bool],
+        inputs: Any = None,
+        checkpoint: Any = None,
     ) -> Any: ...
 
 

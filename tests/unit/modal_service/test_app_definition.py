@@ -57,7 +57,10 @@ def test_importing_the_app_needs_no_modal_token(tmp_path: Path) -> None:
 def test_gpu_worker_class(app_module: Any) -> None:
     worker = _definition(app_module.MultiTalkWorker._get_class_service_function())
     assert worker["gpu"] == ["H100", "A100-80GB"]  # ranked fallback
-    assert [mount for mount, _ in worker["validated_volumes_no_cloud_buckets"]] == ["/weights"]
+    mounts = [mount for mount, _ in worker["validated_volumes_no_cloud_buckets"]]
+    assert mounts == ["/weights", "/checkpoints"]
+    # A retried job resumes from the clips its crashed attempt committed to the Volume.
+    assert "ENV MULTITALK_CHECKPOINT_DIR=/checkpoints" in _dockerfile(app_module.gpu_image)
     assert worker["timeout"] == 60 * 60
     assert worker["startup_timeout"] == 20 * 60
     assert worker["scaledown_window"] == 5 * 60
@@ -121,7 +124,8 @@ def test_acceleration_settings_set_at_deploy_time_reach_the_gpu_image(
     probe = (
         "import modal_service.app as a;"
         "from tests.unit.modal_service.test_app_definition import _dockerfile;"
-        "print([c for c in _dockerfile(a.gpu_image) if 'MULTITALK_' in c and 'WEIGHTS' not in c])"
+        "print([c for c in _dockerfile(a.gpu_image) if 'MULTITALK_' in c"
+        " and 'WEIGHTS' not in c and 'CHECKPOINT' not in c])"
     )
     env = {
         "PATH": "/usr/bin:/bin",

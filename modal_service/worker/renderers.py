@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
 
 
 class Renderer(Protocol):
@@ -25,11 +28,23 @@ class Renderer(Protocol):
 
 class RendererCache:
     """Loads each preset's renderer on first use; the model package is imported lazily so
-    that the API and the tests of the transfer code never import torch."""
+    that the API and the tests of the transfer code never import torch.
 
-    def __init__(self, *, weights_dir: Path | None = None, device: str | None = None) -> None:
+    A 14B preset holds about 40 GB of weights on the GPU, so one is kept at a time: asking for
+    another (``infinitetalk-14b-multi`` after ``infinitetalk-14b``) drops the first before it
+    loads, slow but never out of memory. ``tiny`` presets are kept side by side.
+    """
+
+    def __init__(
+        self,
+        *,
+        weights_dir: Path | None = None,
+        device: str | None = None,
+        exclusive: Callable[[str], bool] = lambda preset: not preset.startswith("tiny"),
+    ) -> None:
         self._weights_dir = weights_dir
         self._device = device
+        self._exclusive = exclusive
         self._loaded: dict[str, Renderer] = {}
         self._lock = threading.Lock()
 
@@ -38,7 +53,27 @@ class RendererCache:
             if preset not in self._loaded:
                 from modal_service.multitalk import load_renderer
 
+                if self._exclusive(preset):
+                    self._drop([name for name in self._loaded if self._exclusive(name)])
                 self._loaded[preset] = load_renderer(
                     preset, weights_dir=self._weights_dir, device=self._device
                 )
             return self._loaded[preset]
+
+    @property
+    def loaded(self) -> list[str]:
+        return list(self._loaded)
+
+    def _drop(self, presets: list[str]) -> None:
+        if not presets:
+            return
+        for name in presets:
+            del self._loaded[name]
+        logger.info("renderers dropped to make room: %s", ", ".join(presets))
+        import gc
+
+        import torch
+
+        gc.collect()  # the pipeline's tensors go with its last reference
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

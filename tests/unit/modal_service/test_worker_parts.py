@@ -12,6 +12,7 @@ from modal_service.contracts import ErrorCode, JobProgress
 from modal_service.worker.control import JobControl
 from modal_service.worker.errors import WorkerError
 from modal_service.worker.progress import Pace, ProgressReporter
+from modal_service.worker.renderers import RendererCache
 from modal_service.worker.transfer import parse_refusal
 
 
@@ -117,3 +118,16 @@ def test_the_remaining_time_follows_the_pace_of_the_denoise_steps() -> None:
     now[0] += 10.0
     assert pace.remaining_s("denoise", 5, 80) == pytest.approx(10.0 * 75)
     assert pace.remaining_s("encode", 0, 1) == 0.0
+
+
+def test_one_large_preset_is_held_at_a_time() -> None:
+    # tiny presets stand in for the 14B ones (which hold ~40 GB each on the GPU).
+    cache = RendererCache(exclusive=lambda preset: True)
+    first = cache.get("tiny")
+    assert cache.get("tiny") is first  # loaded once, reused
+    cache.get("tiny-infinitetalk")
+    assert cache.loaded == ["tiny-infinitetalk"]  # the other one was dropped first
+    shared = RendererCache()  # the default: tiny presets are small, kept side by side
+    shared.get("tiny")
+    shared.get("tiny-infinitetalk")
+    assert shared.loaded == ["tiny", "tiny-infinitetalk"]

@@ -239,13 +239,58 @@ def _to_model_rate(mux: np.ndarray) -> np.ndarray:
 # -------------------------------------------------------------------------------- loudness
 
 
+_LOUDNESS_CHUNK = 1 << 18  # samples filtered at a time: 2 MB of float64, whatever the length
+
+
 def integrated_loudness(samples: np.ndarray, sample_rate: int) -> float:
-    """ITU-R BS.1770 integrated loudness (pyloudnorm); -inf when every block is gated out."""
+    """ITU-R BS.1770 integrated loudness, as pyloudnorm measures it, in bounded memory.
+
+    pyloudnorm filters a float64 copy of the whole track (a 10-minute track costs 230 MB for a
+    moment). The same K-weighting filters (pyloudnorm's own coefficients) run here chunk by
+    chunk with their state carried over, and only the running sum of squares at pyloudnorm's
+    block bounds is kept; the gating is pyloudnorm's. -inf when every block is gated out.
+    """
     import pyloudnorm
+    from scipy.signal import lfilter, lfilter_zi
 
     meter = pyloudnorm.Meter(sample_rate)
-    with np.errstate(all="ignore"):
-        return float(meter.integrated_loudness(samples.astype(np.float64)))
+    block, step = meter.block_size, 1.0 - meter.overlap
+    if samples.size < block * sample_rate:
+        raise ValueError("audio must be longer than one 400 ms gating block")
+    blocks = int(np.round((samples.size / sample_rate - block) / (block * step))) + 1
+    index = np.arange(blocks)
+    # pyloudnorm's bounds, computed the same way (float products, truncated).
+    lower = np.array([int(block * (j * step) * sample_rate) for j in index])
+    upper = np.array([int(block * (j * step + 1) * sample_rate) for j in index])
+    bounds = np.unique(np.concatenate([lower, upper]))
+    cumulative = np.zeros(bounds.size)  # sum of squares before each bound
+    stages = [(f.b, f.a, f.passband_gain) for f in meter._filters.values()]
+    states = [lfilter_zi(b, a) * 0.0 for b, a, _ in stages]  # pyloudnorm starts at rest
+    total, position = 0.0, 0
+    for start in range(0, samples.size, _LOUDNESS_CHUNK):
+        chunk = samples[start : start + _LOUDNESS_CHUNK].astype(np.float64)
+        for number, (b, a, gain) in enumerate(stages):
+            chunk, states[number] = lfilter(b, a, chunk, zi=states[number])
+            chunk *= gain
+        running = total + np.cumsum(np.square(chunk))
+        end = start + chunk.size
+        while position < bounds.size and bounds[position] <= end:
+            offset = bounds[position] - start
+            cumulative[position] = total if offset <= 0 else running[offset - 1]
+            position += 1
+        total = float(running[-1])
+    cumulative[position:] = total
+    energy = cumulative[np.searchsorted(bounds, upper)] - cumulative[np.searchsorted(bounds, lower)]
+    energy /= block * sample_rate
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loudness = -0.691 + 10.0 * np.log10(energy)
+        gated = energy[loudness >= -70.0]
+        if not gated.size:
+            return float("-inf")
+        relative = -0.691 + 10.0 * np.log10(np.mean(gated)) - 10.0
+        kept = energy[(loudness > relative) & (loudness > -70.0)]
+        mean = np.nan_to_num(np.mean(kept)) if kept.size else 0.0
+        return float(-0.691 + 10.0 * np.log10(mean))
 
 
 def _gain(loudness: float, target_lufs: float = TARGET_LUFS) -> float:

@@ -87,14 +87,19 @@ def prepare_inputs(spec: RenderSpec, workdir: Path) -> PreparedInputs:
             f"{spec.max_duration_s:g} s"
         )
     frames = int(min(timeline_s, spec.max_duration_s) * VIDEO_FPS)
-    mix = sum(mux_tracks)[: math.ceil(frames / VIDEO_FPS * MUX_SAMPLE_RATE)]
+    # One speaker's track is the mix as it is: no copy of a 115 MB (10-minute) array is made
+    # unless two tracks must be added or the mix scaled.
+    mix = mux_tracks[0] if len(mux_tracks) == 1 else np.add(*mux_tracks)
+    mix = mix[: math.ceil(frames / VIDEO_FPS * MUX_SAMPLE_RATE)]
     # Each track's gain stops at its own peak; two speakers together (para) can still add up
     # past full scale, so the mix is brought under the ceiling rather than clipped.
-    peak = float(np.abs(mix).max()) if mix.size else 0.0
+    peak = max(float(mix.max()), -float(mix.min())) if mix.size else 0.0
     if peak > MUX_PEAK_CEILING:
-        mix = mix * (MUX_PEAK_CEILING / peak)
+        mix = mix * np.float32(MUX_PEAK_CEILING / peak)
     soundtrack = workdir / "soundtrack.wav"
-    soundfile.write(soundtrack, mix.astype(np.float32), MUX_SAMPLE_RATE, subtype="FLOAT")
+    soundfile.write(
+        soundtrack, mix.astype(np.float32, copy=False), MUX_SAMPLE_RATE, subtype="FLOAT"
+    )
     return PreparedInputs(
         model_tracks=model_tracks,
         frames=frames,

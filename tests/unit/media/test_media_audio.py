@@ -373,3 +373,21 @@ def test_para_overlays_speakers_and_pads_the_shorter() -> None:
     assert first.tolist() == [1, 1, 1]
     assert second.tolist() == [2, 2, 0]
     assert arrange_speakers([a], "para")[0] is a
+
+
+@pytest.mark.parametrize(
+    ("rate", "seconds"),
+    [(16_000, 0.4), (16_000, 3.0077), (44_100, 2.0004), (48_000, 61.3)],
+    ids=["one-block", "odd-length", "44k1", "longer-than-a-filter-chunk"],
+)
+def test_loudness_in_bounded_memory_is_pyloudnorms_measurement(rate: int, seconds: float) -> None:
+    rng = np.random.default_rng(int(seconds * 1000))
+    size = round(rate * seconds)
+    samples = (rng.standard_normal(size) * np.linspace(0.001, 0.3, size)).astype(np.float32)
+    samples[: size // 3] *= 1e-4  # quiet blocks the gates must drop
+    assert integrated_loudness(samples, rate) == pytest.approx(lufs(samples, rate), abs=1e-9)
+    assert (
+        integrated_loudness(np.zeros(rate, np.float32), rate)
+        == -np.inf
+        == lufs(np.zeros(rate, np.float32), rate)
+    )

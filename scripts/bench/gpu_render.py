@@ -181,7 +181,7 @@ def render_clip(
     parts = [
         (pipeline.text_encoder, "forward", "text_encoder"),
         (pipeline.image_encoder, "forward", "image_encoder"),
-        (renderer.audio_encoder.model, "forward", "wav2vec2"),
+        (renderer.audio_encoder, "encode", "wav2vec2"),
         (pipeline.transformer, "forward", "transformer"),
         (pipeline.vae, "encode", "vae_encode"),
         (pipeline.vae, "decode", "vae_decode"),

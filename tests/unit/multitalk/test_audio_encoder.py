@@ -59,3 +59,19 @@ def test_later_clips_see_the_audio_as_the_reference_extends_it(length: int, star
     centres = torch.arange(start, end)[:, None] + (torch.arange(5) - 2)[None, :]
     reference = extended[centres.clamp(0, extended.shape[0] - 1)]
     torch.testing.assert_close(clip_audio_windows(features, start, count), reference)
+
+
+@pytest.mark.parametrize("seconds", [1.0, 45.3])  # within one 20 s segment, and across three
+def test_the_cnn_by_segments_equals_one_pass_over_the_whole_track(
+    tiny: Renderer, seconds: float
+) -> None:
+    encoder = tiny.audio_encoder
+    rng = np.random.default_rng(1)
+    samples = (rng.standard_normal(int(16_000 * seconds) + 37) * 0.1).astype(np.float32)
+    values = encoder.feature_extractor(samples, sampling_rate=16_000, return_tensors="pt")
+    cnn = encoder.model.feature_extractor
+    whole = type(cnn).forward(cnn, values.input_values)  # the module's own pass, no hook
+    by_segments = encoder._cnn_features(values.input_values)
+    # The first layer's GroupNorm statistics come from the whole track in both.
+    torch.testing.assert_close(by_segments, whole, atol=1e-5, rtol=1e-5)
+    assert encoder.encode(samples).shape[0] == int(len(samples) / 16_000 * 25)

@@ -260,7 +260,7 @@ variable "log_retention_days" {
 variable "limits" {
   description = "Request limits and URL lifetimes the Lambda functions enforce (see modules/core)."
   type = object({
-    max_video_length_s    = optional(number, 15)
+    max_video_length_s    = optional(number, 600)
     max_audio_bytes       = optional(number, 104857600)
     max_image_bytes       = optional(number, 20971520)
     max_video_bytes       = optional(number, 2147483648)

@@ -122,7 +122,9 @@ class Settings(BaseModel):
     """Refuse to sign when the signing credentials have less life left than this."""
     max_audio_bytes: int = Field(default=100 * 1024 * 1024, gt=0, le=1024**3)
     max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0, le=200 * 1024**2)
-    max_video_length_s: float = Field(default=15.0, gt=0, le=600)
+    max_video_length_s: float = Field(default=600.0, gt=0, le=600)
+    """The longest video a job may ask for (``video_length``) and the longest audio it may give:
+    10 minutes, what InfiniteTalk renders without drift. The request's own default stays 15 s."""
     max_video_bytes: int = Field(default=MAX_VIDEO_BYTES, gt=0, le=8 * 1024**3)
     """The largest source video (dubbing) a job may name; bigger is ``video_too_large``."""
     max_video_s: float = Field(default=MAX_VIDEO_S, gt=0, le=MAX_VIDEO_S)

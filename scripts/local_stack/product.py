@@ -46,6 +46,7 @@ PARTS = ("internal-api", "gateway", "batch-events")
 BATCH_ROLE_ARN = "arn:aws:iam::123456789012:role/multitalk-local-batch"
 BATCH_RESULTS_PREFIX = "batch-results/"
 BATCH_HANDLER = "aws.step_functions.handlers.batch_submit.handler"
+LOCAL_MAX_VIDEO_LENGTH_S = 15.0
 DEFAULT_SPEED = "quality"
 """Terraform's ``default_speed`` default (tests/terraform/test_local_parity.py holds them equal)."""
 
@@ -93,6 +94,9 @@ def lambda_environment(
         # whose weights it downloaded (Terraform's allowed_models, multitalk-14b by default).
         "ALLOWED_MODELS": "tiny,tiny-infinitetalk,multitalk-14b,infinitetalk",
         "DEFAULT_SPEED": DEFAULT_SPEED,
+        # 15 s, not a deployment's 10 minutes: the input corpus's too-long cases are written
+        # for it (scripts/corpus/audio.py CORPUS_MAX_S), and tiny renders stay short.
+        "MAX_VIDEO_LENGTH_S": str(LOCAL_MAX_VIDEO_LENGTH_S),
         "POWERTOOLS_SERVICE_NAME": "multitalk-local",
         "POWERTOOLS_METRICS_NAMESPACE": "MultiTalkLocal",
         "POWERTOOLS_TRACE_DISABLED": "true",

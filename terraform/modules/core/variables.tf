@@ -209,7 +209,7 @@ variable "api_endpoint" {
 variable "limits" {
   description = "Request limits and URL lifetimes enforced by the Lambda functions."
   type = object({
-    max_video_length_s    = optional(number, 15)
+    max_video_length_s    = optional(number, 600)
     max_audio_bytes       = optional(number, 104857600)
     max_image_bytes       = optional(number, 20971520)
     max_video_bytes       = optional(number, 2147483648)

@@ -342,7 +342,12 @@ class JobProgress(Model):
     stage: str = Field(max_length=64)
     step: int = Field(ge=0)
     total: int = Field(ge=0)
-    percent: float = Field(ge=0, le=100)
+    percent: float = Field(
+        ge=0,
+        le=100,
+        description="The whole job's completion: each stage has a fixed band (denoising "
+        "13-95), so it never goes back when a stage ends and the next begins",
+    )
     remaining_s: float | None = Field(
         default=None,
         ge=0,

@@ -17,6 +17,28 @@ from modal_service.contracts import JobProgress
 logger = logging.getLogger(__name__)
 
 
+STAGE_BANDS: dict[str, tuple[float, float]] = {
+    "downloading": (0.0, 5.0),
+    "checking_inputs": (5.0, 7.0),
+    "loading_model": (7.0, 10.0),
+    "audio": (10.0, 12.0),
+    "conditioning": (12.0, 13.0),
+    "denoise": (13.0, 95.0),
+    "encode": (95.0, 97.0),
+    "uploading": (97.0, 100.0),
+}
+"""The share of a whole job each stage stands for, in order: ``percent`` is the job's, so it only
+grows from stage to stage (the AWS side refuses progress that would go back). Denoising is
+where the time goes; the bands are a fair split of a render, not a measurement."""
+
+
+def job_percent(stage: str, step: int, total: int) -> float:
+    """The job's completion in percent at ``step`` of ``total`` in ``stage``."""
+    start, end = STAGE_BANDS.get(stage, (0.0, 0.0))
+    fraction = step / total if total else 0.0
+    return round(start + (end - start) * fraction, 1)
+
+
 class Pace:
     """Seconds left in the denoise stage, from its measured pace.
 
@@ -61,7 +83,7 @@ class ProgressReporter:
         """Record the newest progress (cheap; callable from any thread)."""
         total = max(total, 0)
         step = min(max(step, 0), total) if total else max(step, 0)
-        percent = round(100.0 * step / total, 1) if total else 0.0
+        percent = job_percent(stage, step, total)
         event = JobProgress(
             job_id=self._job_id,
             stage=stage[:64],

@@ -33,7 +33,7 @@ from tests.support import call_of, worker_processes
 
 pytestmark = pytest.mark.stack
 FINAL = {"succeeded", "failed", "cancelled"}
-RENDERING = {"audio", "conditioning", "denoise", "encode"}
+DENOISING = {"audio", "conditioning", "denoise"}
 
 
 def wait_job(api: httpx.Client, job_id: str, done: Callable[[dict], bool], timeout_s: float = 120):
@@ -100,11 +100,17 @@ def test_a_worker_killed_mid_render_is_settled_by_the_reconciler(
     upload: Callable[[str], str],
     reconcile_later: Callable[[], ReconcileSummary],
 ) -> None:
-    body = _body(upload("long.wav"), upload("portrait.png"), video_length=7, sample_steps=40)
+    # 7 clips of 100 steps: progress arrives at most every 5 s, so the kill must land well
+    # before the render ends (under load, a 40-step render could finish and upload first).
+    body = _body(upload("long.wav"), upload("portrait.png"), video_length=7, sample_steps=100)
     accepted = api.post("/generate-video", json=body)
     assert accepted.status_code == 202, accepted.text
     job_id, output_url = accepted.json()["job_id"], accepted.json()["output_url"]
-    wait_job(api, job_id, lambda job: job["progress"].get("stage") in RENDERING)
+    wait_job(
+        api,
+        job_id,
+        lambda job: job["progress"].get("stage") in DENOISING and job["progress"]["percent"] < 50,
+    )
     call_id = call_of(stack, job_id)
     ((pid, environment),) = worker_processes(call_id).items()
 

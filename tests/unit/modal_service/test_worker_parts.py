@@ -11,7 +11,7 @@ import pytest
 from modal_service.contracts import ErrorCode, JobProgress
 from modal_service.worker.control import JobControl
 from modal_service.worker.errors import WorkerError
-from modal_service.worker.progress import Pace, ProgressReporter
+from modal_service.worker.progress import Pace, ProgressReporter, job_percent
 from modal_service.worker.renderers import RendererCache
 from modal_service.worker.transfer import parse_refusal
 
@@ -87,7 +87,7 @@ def test_progress_is_throttled_to_the_newest_value() -> None:
     for step in range(2, 41):  # all within one interval: none of them is sent yet
         reporter.update("denoise", step, 40)
     reporter.close()
-    assert [(e.stage, e.step, e.percent) for e in sent] == [("denoise", 1, 2.5)]
+    assert [(e.stage, e.step, e.percent) for e in sent] == [("denoise", 1, 15.1)]
 
 
 def test_progress_sender_failures_do_not_reach_the_render() -> None:
@@ -131,3 +131,18 @@ def test_one_large_preset_is_held_at_a_time() -> None:
     shared.get("tiny")
     shared.get("tiny-infinitetalk")
     assert shared.loaded == ["tiny", "tiny-infinitetalk"]
+
+
+def test_the_jobs_percent_only_grows_across_stages() -> None:
+    # Each stage's own step/total restarts at 0; the job's percent must not (the AWS side
+    # refuses progress that goes back, so per-stage percents froze it at "downloading 100 %").
+    events = [
+        ("downloading", 0, 2), ("downloading", 2, 2), ("checking_inputs", 0, 1),
+        ("loading_model", 0, 1), ("audio", 0, 1), ("audio", 1, 1), ("denoise", 1, 700),
+        ("denoise", 350, 700), ("denoise", 700, 700), ("encode", 0, 1), ("encode", 1, 1),
+        ("uploading", 0, 10), ("uploading", 10, 10),
+    ]  # fmt: skip
+    percents = [job_percent(*event) for event in events]
+    assert percents == sorted(percents)
+    assert (percents[0], percents[-1]) == (0.0, 100.0)
+    assert job_percent("denoise", 350, 700) == 54.0

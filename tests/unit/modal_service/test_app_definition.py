@@ -95,25 +95,32 @@ def test_gpu_list_and_limits_come_from_the_environment(tmp_path: Path) -> None:
     assert out == "['H200', 'H100'] 2 90 multitalk-video-staging"
 
 
-def test_the_gpu_hour_price_set_at_deploy_time_reaches_the_gpu_image(
-    app_module: Any, tmp_path: Path
-) -> None:
+def _gpu_image_env_at_deploy(tmp_path: Path, deploy_env: dict[str, str]) -> list[str]:
+    """The GPU image's ``ENV`` lines for ``MULTITALK_*`` deploy-time settings, as ``modal
+    deploy`` would build them with ``deploy_env`` set (the fixed ones left out)."""
     probe = (
         "import modal_service.app as a;"
         "from tests.unit.modal_service.test_app_definition import _dockerfile;"
-        "print([c for c in _dockerfile(a.gpu_image) if 'GPU_HOUR' in c])"
+        "print('\\n'.join(c for c in _dockerfile(a.gpu_image) if c.startswith('ENV MULTITALK_')"
+        " and 'WEIGHTS' not in c and 'CHECKPOINT' not in c))"
     )
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MULTITALK_GPU_HOUR_USD": "2.5"}
     out = subprocess.run(
         [sys.executable, "-c", probe],
         check=True,
         cwd=REPO_ROOT,
-        env=env,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **deploy_env},
         timeout=120,
         capture_output=True,
         text=True,
-    ).stdout.strip()
-    assert out == "['ENV MULTITALK_GPU_HOUR_USD=2.5']"
+    ).stdout
+    return out.split()
+
+
+def test_the_gpu_hour_price_set_at_deploy_time_reaches_the_gpu_image(
+    app_module: Any, tmp_path: Path
+) -> None:
+    env = _gpu_image_env_at_deploy(tmp_path, {"MULTITALK_GPU_HOUR_USD": "2.5"})
+    assert env == ["ENV", "MULTITALK_GPU_HOUR_USD=2.5"]
     # Unset at deploy time, the image names no price and the worker's default applies.
     assert "GPU_HOUR" not in "\n".join(_dockerfile(app_module.gpu_image))
 
@@ -121,28 +128,9 @@ def test_the_gpu_hour_price_set_at_deploy_time_reaches_the_gpu_image(
 def test_acceleration_settings_set_at_deploy_time_reach_the_gpu_image(
     app_module: Any, tmp_path: Path
 ) -> None:
-    probe = (
-        "import modal_service.app as a;"
-        "from tests.unit.modal_service.test_app_definition import _dockerfile;"
-        "print([c for c in _dockerfile(a.gpu_image) if 'MULTITALK_' in c"
-        " and 'WEIGHTS' not in c and 'CHECKPOINT' not in c])"
-    )
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        "MULTITALK_FP8": "on",
-        "MULTITALK_ATTENTION_BACKEND": "_native_cudnn",
-    }
-    out = subprocess.run(
-        [sys.executable, "-c", probe],
-        check=True,
-        cwd=REPO_ROOT,
-        env=env,
-        timeout=120,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    assert out == "['ENV MULTITALK_ATTENTION_BACKEND=_native_cudnn', 'ENV MULTITALK_FP8=on']"
+    deploy = {"MULTITALK_FP8": "on", "MULTITALK_ATTENTION_BACKEND": "_native_cudnn"}
+    env = _gpu_image_env_at_deploy(tmp_path, deploy)
+    assert env == ["ENV", "MULTITALK_ATTENTION_BACKEND=_native_cudnn", "ENV", "MULTITALK_FP8=on"]
     # Unset at deploy time, the containers run the defaults (auto backend, compile on CUDA).
     assert "MULTITALK_FP8" not in "\n".join(_dockerfile(app_module.gpu_image))
 

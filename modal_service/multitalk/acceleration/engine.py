@@ -90,10 +90,6 @@ class Accelerator:
     def has_distillation_lora(self) -> bool:
         return self.lora is not None
 
-    @staticmethod
-    def settings(profile: str) -> SpeedSettings:
-        return PROFILES[profile]
-
     @contextlib.contextmanager
     def job(self, profile: str) -> Iterator[JobAcceleration]:
         """The LoRA fused or not for ``profile``; counts what compiled meanwhile."""

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import modal
 
+from modal_service.deploy_settings import DeploySettings
+
 MINUTES = 60  # seconds
 
 # ## The app
@@ -46,10 +48,11 @@ app = modal.App(APP_NAME)
 PYTHON_VERSION = "3.12"
 TORCH = "torch==2.13.0"
 TORCH_INDEX_URL = "https://download.pytorch.org/whl/cu128"  # CUDA 12.8 wheels (H100, A100)
+PYDANTIC = "pydantic>=2.11,<3"  # every container imports this file, which checks its settings
 API_PACKAGES = [
     "fastapi>=0.115,<1",
     "httpx>=0.28,<1",
-    "pydantic>=2.11,<3",
+    PYDANTIC,
     "standardwebhooks>=1.1,<2",
 ]
 
@@ -90,6 +93,12 @@ ACCELERATION = {
     if name in os.environ
 }
 
+# Where the GPU class runs and how warm it is kept (GPU kinds and count per container, the warm
+# pool, the scaledown window, the GPU snapshot) come from `MULTITALK_*` variables too, checked
+# in `modal_service/deploy_settings.py`: a bad value stops the deploy naming its variable.
+
+DEPLOY = DeploySettings.from_env()
+
 api_image = (
     modal.Image.debian_slim(python_version=PYTHON_VERSION)
     .uv_pip_install(*API_PACKAGES)
@@ -108,6 +117,10 @@ gpu_image = (
             "MULTITALK_CHECKPOINT_DIR": CHECKPOINT_DIR,
             "HF_HUB_CACHE": f"{WEIGHTS_DIR}/hf-cache",
             "HF_HUB_OFFLINE": "1",  # weights come from the Volume, never from the hub at runtime
+            # The worker starts one process per GPU when a container holds several.
+            "MULTITALK_GPUS_PER_CONTAINER": str(DEPLOY.gpus_per_container),
+            # A container reads this file again: the snapshot hook must see the same choice.
+            **({"MULTITALK_GPU_SNAPSHOT": "on"} if DEPLOY.gpu_snapshot else {}),
             **GPU_PRICE,
             **ACCELERATION,
         }
@@ -120,7 +133,7 @@ gpu_image = (
 
 download_image = (
     modal.Image.debian_slim(python_version=PYTHON_VERSION)
-    .uv_pip_install("huggingface-hub>=1,<2")
+    .uv_pip_install("huggingface-hub>=1,<2", PYDANTIC)
     .add_local_python_source("scripts")
 )
 
@@ -145,15 +158,12 @@ checkpoints = modal.Volume.from_name("multitalk-checkpoints", create_if_missing=
 
 # GPUs in order of preference: Modal takes the first one it can schedule. The 14B model in
 # bf16 needs about 40 GB for the transformer alone, so only 80 GB class cards are listed by
-# default. `MULTITALK_GPUS` (read at deploy time) overrides it, e.g. `H200,H100`.
+# default. `MULTITALK_GPUS` (read at deploy time, with the other `DEPLOY` settings above)
+# overrides it, e.g. `H200,H100`.
 
-GPUS = [
-    name.strip()
-    for name in os.environ.get("MULTITALK_GPUS", "H100,A100-80GB").split(",")
-    if name.strip()
-]
-MAX_GPU_CONTAINERS = int(os.environ.get("MULTITALK_MAX_GPU_CONTAINERS", "4"))
-JOB_TIMEOUT_MINUTES = int(os.environ.get("MULTITALK_JOB_TIMEOUT_MINUTES", "60"))
+GPUS = DEPLOY.gpu
+MAX_GPU_CONTAINERS = DEPLOY.max_containers
+JOB_TIMEOUT_MINUTES = DEPLOY.job_timeout_minutes
 DEFAULT_PRESET = os.environ.get("MULTITALK_PRESET", "multitalk-14b")
 
 with gpu_image.imports():
@@ -173,21 +183,34 @@ with gpu_image.imports():
     # the crashed attempt finished (the checkpoints Volume). Uploads overwrite the same key, so
     # a retried job is harmless.
     retries=modal.Retries(max_retries=1, initial_delay=10.0, backoff_coefficient=2.0),
-    scaledown_window=5 * MINUTES,  # keep a loaded GPU warm between jobs of a batch
+    # A loaded GPU stays warm between jobs of a batch for the scaledown window (default 5 min);
+    # `min_containers` are never stopped, `buffer_containers` wait idle beside busy ones. Each
+    # of them is a whole container's GPUs billed by the second: README, "Warm starts".
+    scaledown_window=DEPLOY.scaledown_window_s,
+    min_containers=DEPLOY.min_containers,
+    buffer_containers=DEPLOY.buffer_containers,
     max_containers=MAX_GPU_CONTAINERS,  # caps spend; queued calls wait for a container
     enable_memory_snapshot=True,  # snapshot after the heavy imports (see below)
+    experimental_options=DEPLOY.experimental_options,  # the GPU snapshot, when asked for
 )
 class MultiTalkWorker:
     # Imports of torch, diffusers and transformers take tens of seconds; they run once, before
     # the memory snapshot, so later cold starts restore them instead. The weights load after the
     # snapshot, straight onto the GPU, once per container.
+    # With `MULTITALK_GPU_SNAPSHOT=on` (Modal's GPU memory snapshot, alpha) the default preset's
+    # weights load before the snapshot instead, so a restored container has them on the GPU and
+    # `load_weights` finds them loaded. Untested until run on Modal (deployed apps only).
 
     @modal.enter(snap=True)
     def import_model_stack(self) -> None:
         import modal_service.multitalk  # noqa: F401 (imported for the snapshot)
 
         self.settings = WorkerSettings.from_env()
-        self.renderers = RendererCache(weights_dir=self.settings.weights_dir, device="cuda")
+        # MULTITALK_DEVICE is unset on Modal; the tests run these hooks on the CPU with it.
+        device = self.settings.device or "cuda"
+        self.renderers = RendererCache(weights_dir=self.settings.weights_dir, device=device)
+        if DEPLOY.gpu_snapshot:
+            self.renderers.get(DEFAULT_PRESET)
 
     @modal.enter(snap=False)
     def load_weights(self) -> None:

@@ -8,6 +8,7 @@ pyproject.toml), which is the only way to check them without deploying.
 from __future__ import annotations
 
 import importlib
+import json
 import shlex
 import subprocess
 import sys
@@ -65,6 +66,9 @@ def test_gpu_worker_class(app_module: Any) -> None:
     assert worker["startup_timeout"] == 20 * 60
     assert worker["scaledown_window"] == 5 * 60
     assert worker["max_containers"] == 4
+    # Deployed with nothing set: no warm pool (nothing billed while idle), no GPU snapshot.
+    assert (worker["min_containers"], worker["buffer_containers"]) == (0, 0)
+    assert worker["experimental_options"] == {}
     assert worker["retry_policy"].retries == 1
     assert worker["enable_memory_snapshot"] is True
     assert set(worker["method_definitions"]) == {"run_job"}
@@ -95,32 +99,53 @@ def test_gpu_list_and_limits_come_from_the_environment(tmp_path: Path) -> None:
     assert out == "['H200', 'H100'] 2 90 multitalk-video-staging"
 
 
-def _gpu_image_env_at_deploy(tmp_path: Path, deploy_env: dict[str, str]) -> list[str]:
-    """The GPU image's ``ENV`` lines for ``MULTITALK_*`` deploy-time settings, as ``modal
-    deploy`` would build them with ``deploy_env`` set (the fixed ones left out)."""
-    probe = (
-        "import modal_service.app as a;"
-        "from tests.unit.modal_service.test_app_definition import _dockerfile;"
-        "print('\\n'.join(c for c in _dockerfile(a.gpu_image) if c.startswith('ENV MULTITALK_')"
-        " and 'WEIGHTS' not in c and 'CHECKPOINT' not in c))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", probe],
-        check=True,
+_WORKER_FIELDS = (
+    "gpu",
+    "min_containers",
+    "buffer_containers",
+    "scaledown_window",
+    "max_containers",
+    "experimental_options",
+    "enable_memory_snapshot",
+)
+_PROBE = f"""
+import json
+import modal_service.app as a
+from tests.unit.modal_service.test_app_definition import _definition, _dockerfile
+worker = _definition(a.MultiTalkWorker._get_class_service_function())
+print(json.dumps({{
+    "worker": {{name: worker[name] for name in {_WORKER_FIELDS!r}}},
+    "image_env": [c for c in _dockerfile(a.gpu_image) if c.startswith("ENV MULTITALK_")
+                  and "WEIGHTS" not in c and "CHECKPOINT" not in c],
+}}))
+"""
+
+
+def _deploy(tmp_path: Path, deploy_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Import the app in a fresh interpreter as ``modal deploy`` would, with ``deploy_env``."""
+    return subprocess.run(
+        [sys.executable, "-c", _PROBE],
         cwd=REPO_ROOT,
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **deploy_env},
         timeout=120,
         capture_output=True,
         text=True,
-    ).stdout
-    return out.split()
+    )
+
+
+def _at_deploy(tmp_path: Path, deploy_env: dict[str, str]) -> dict[str, Any]:
+    """The GPU class's settings and its image's ``ENV`` lines for ``MULTITALK_*`` deploy-time
+    settings (the fixed paths left out), as ``modal deploy`` would build them."""
+    deployed = _deploy(tmp_path, deploy_env)
+    assert deployed.returncode == 0, deployed.stderr
+    return json.loads(deployed.stdout)
 
 
 def test_the_gpu_hour_price_set_at_deploy_time_reaches_the_gpu_image(
     app_module: Any, tmp_path: Path
 ) -> None:
-    env = _gpu_image_env_at_deploy(tmp_path, {"MULTITALK_GPU_HOUR_USD": "2.5"})
-    assert env == ["ENV", "MULTITALK_GPU_HOUR_USD=2.5"]
+    env = _at_deploy(tmp_path, {"MULTITALK_GPU_HOUR_USD": "2.5"})["image_env"]
+    assert env == ["ENV MULTITALK_GPUS_PER_CONTAINER=1", "ENV MULTITALK_GPU_HOUR_USD=2.5"]
     # Unset at deploy time, the image names no price and the worker's default applies.
     assert "GPU_HOUR" not in "\n".join(_dockerfile(app_module.gpu_image))
 
@@ -129,10 +154,109 @@ def test_acceleration_settings_set_at_deploy_time_reach_the_gpu_image(
     app_module: Any, tmp_path: Path
 ) -> None:
     deploy = {"MULTITALK_FP8": "on", "MULTITALK_ATTENTION_BACKEND": "_native_cudnn"}
-    env = _gpu_image_env_at_deploy(tmp_path, deploy)
-    assert env == ["ENV", "MULTITALK_ATTENTION_BACKEND=_native_cudnn", "ENV", "MULTITALK_FP8=on"]
+    env = _at_deploy(tmp_path, deploy)["image_env"]
+    assert env == [
+        "ENV MULTITALK_GPUS_PER_CONTAINER=1",
+        "ENV MULTITALK_ATTENTION_BACKEND=_native_cudnn",
+        "ENV MULTITALK_FP8=on",
+    ]
     # Unset at deploy time, the containers run the defaults (auto backend, compile on CUDA).
     assert "MULTITALK_FP8" not in "\n".join(_dockerfile(app_module.gpu_image))
+
+
+def test_warm_pool_and_gpus_per_container_set_at_deploy_time(tmp_path: Path) -> None:
+    deploy = {
+        "MULTITALK_GPUS": "H200,H100",
+        "MULTITALK_GPUS_PER_CONTAINER": "8",
+        "MULTITALK_MIN_CONTAINERS": "1",
+        "MULTITALK_BUFFER_CONTAINERS": "2",
+        "MULTITALK_SCALEDOWN_WINDOW_S": "900",
+    }
+    deployed = _at_deploy(tmp_path, deploy)
+    assert deployed["worker"] == {
+        "gpu": ["H200:8", "H100:8"],
+        "min_containers": 1,
+        "buffer_containers": 2,
+        "scaledown_window": 900,
+        "max_containers": 4,
+        "experimental_options": {},
+        "enable_memory_snapshot": True,
+    }
+    # The worker learns how many GPUs its container holds from its image.
+    assert deployed["image_env"] == ["ENV MULTITALK_GPUS_PER_CONTAINER=8"]
+
+
+def test_the_gpu_snapshot_set_at_deploy_time(tmp_path: Path) -> None:
+    deployed = _at_deploy(tmp_path, {"MULTITALK_GPU_SNAPSHOT": "on"})
+    # Modal sends experimental options as strings.
+    assert deployed["worker"]["experimental_options"] == {"enable_gpu_snapshot": "True"}
+    assert deployed["worker"]["enable_memory_snapshot"] is True
+    # The container imports this file again: it must see the same choice in its hooks.
+    assert "ENV MULTITALK_GPU_SNAPSHOT=on" in deployed["image_env"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("MULTITALK_SCALEDOWN_WINDOW_S", "7200"),
+        ("MULTITALK_MIN_CONTAINERS", "1O"),
+        ("MULTITALK_GPU_SNAPSHOT", "true-ish"),
+        ("MULTITALK_GPUS_PER_CONTAINER", "16"),
+    ],
+)
+def test_a_bad_deploy_setting_stops_the_deploy_naming_it(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    deployed = _deploy(tmp_path, {variable: value})
+    assert deployed.returncode != 0
+    assert deployed.stdout == ""  # nothing was defined
+    last_line = deployed.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("modal_service.deploy_settings.DeploySettingsError: bad deploy")
+    assert f"{variable}: " in last_line
+    assert f"(got {value!r})" in last_line
+
+
+_HOOKS = """
+import json
+from modal._partial_function import _find_callables_for_obj, _PartialFunctionFlags as Flags
+import modal_service.app as a
+worker = a.MultiTalkWorker._get_user_cls()()
+loaded = {}
+for stage, flag in (("before_snapshot", Flags.ENTER_PRE_SNAPSHOT),
+                    ("after_restore", Flags.ENTER_POST_SNAPSHOT)):
+    for hook in _find_callables_for_obj(worker, flag).values():
+        hook()
+    loaded[stage] = worker.renderers.loaded
+print(json.dumps(loaded))
+"""
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "before_snapshot"), [("off", []), ("on", ["tiny"])], ids=["cpu", "gpu"]
+)
+def test_the_weights_load_before_the_snapshot_only_with_the_gpu_snapshot(
+    tmp_path: Path, snapshot: str, before_snapshot: list[str]
+) -> None:
+    # The class's real enter hooks, in Modal's order, on the CPU with the tiny preset. The image's
+    # environment is what a container sees: the snapshot switch reaches the hooks through it.
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "MULTITALK_GPU_SNAPSHOT": snapshot,
+        "MULTITALK_PRESET": "tiny",
+        "MULTITALK_DEVICE": "cpu",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", _HOOKS],
+        check=True,
+        cwd=REPO_ROOT,
+        env=env,
+        timeout=300,
+        capture_output=True,
+        text=True,
+    ).stdout
+    loaded = json.loads(out.strip().splitlines()[-1])
+    assert loaded == {"before_snapshot": before_snapshot, "after_restore": ["tiny"]}
 
 
 def test_web_endpoint_demands_proxy_auth(app_module: Any) -> None:

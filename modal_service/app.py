@@ -99,6 +99,11 @@ ACCELERATION = {
 
 DEPLOY = DeploySettings.from_env()
 
+# The preset a GPU container loads at start (before the GPU snapshot when there is one). Passed
+# into the image when set: the container reads this file again, without the deploying shell.
+
+DEFAULT_PRESET = os.environ.get("MULTITALK_PRESET", "multitalk-14b")
+
 api_image = (
     modal.Image.debian_slim(python_version=PYTHON_VERSION)
     .uv_pip_install(*API_PACKAGES)
@@ -121,6 +126,7 @@ gpu_image = (
             "MULTITALK_GPUS_PER_CONTAINER": str(DEPLOY.gpus_per_container),
             # A container reads this file again: the snapshot hook must see the same choice.
             **({"MULTITALK_GPU_SNAPSHOT": "on"} if DEPLOY.gpu_snapshot else {}),
+            **({"MULTITALK_PRESET": DEFAULT_PRESET} if "MULTITALK_PRESET" in os.environ else {}),
             **GPU_PRICE,
             **ACCELERATION,
         }
@@ -164,7 +170,6 @@ checkpoints = modal.Volume.from_name("multitalk-checkpoints", create_if_missing=
 GPUS = DEPLOY.gpu
 MAX_GPU_CONTAINERS = DEPLOY.max_containers
 JOB_TIMEOUT_MINUTES = DEPLOY.job_timeout_minutes
-DEFAULT_PRESET = os.environ.get("MULTITALK_PRESET", "multitalk-14b")
 
 with gpu_image.imports():
     from modal_service.config import WorkerSettings

@@ -187,12 +187,17 @@ def test_warm_pool_and_gpus_per_container_set_at_deploy_time(tmp_path: Path) -> 
 
 
 def test_the_gpu_snapshot_set_at_deploy_time(tmp_path: Path) -> None:
-    deployed = _at_deploy(tmp_path, {"MULTITALK_GPU_SNAPSHOT": "on"})
+    deploy = {"MULTITALK_GPU_SNAPSHOT": "on", "MULTITALK_PRESET": "infinitetalk-14b"}
+    deployed = _at_deploy(tmp_path, deploy)
     # Modal sends experimental options as strings.
     assert deployed["worker"]["experimental_options"] == {"enable_gpu_snapshot": "True"}
     assert deployed["worker"]["enable_memory_snapshot"] is True
-    # The container imports this file again: it must see the same choice in its hooks.
-    assert "ENV MULTITALK_GPU_SNAPSHOT=on" in deployed["image_env"]
+    # The container imports this file again: its hooks must see the same choice and preset.
+    assert deployed["image_env"] == [
+        "ENV MULTITALK_GPUS_PER_CONTAINER=1",
+        "ENV MULTITALK_GPU_SNAPSHOT=on",
+        "ENV MULTITALK_PRESET=infinitetalk-14b",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,9 @@
 Handlers call :func:`register_lambda_context` on every invocation so powertools knows the time
 left: a record stuck "in progress" by a Lambda that timed out then expires with that
 invocation instead of blocking retries for the whole record lifetime.
+
+Powertools' idempotency utility (and boto3 with it) is imported by :func:`make_idempotent`, when
+a route first needs it: reads and the cold import never do.
 """
 
 from __future__ import annotations
@@ -11,14 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.idempotency import IdempotentHookFunction
+    from aws_lambda_powertools.utilities.idempotency import (
+        IdempotencyConfig,
+        IdempotentHookFunction,
+    )
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from aws.lambda_proxy.services import Services
@@ -38,6 +38,12 @@ def make_idempotent(
     response_hook: IdempotentHookFunction | None = None,
 ) -> Callable[..., Any]:
     """``function`` made idempotent on the key ``key_jmespath`` selects from its data argument."""
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+
     persistence = DynamoDBPersistenceLayer(
         table_name=services.settings.idempotency_table_name, boto3_client=services.dynamodb
     )

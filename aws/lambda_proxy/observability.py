@@ -3,18 +3,31 @@
 Never log a token, a pre-signed URL, a callback or webhook secret, or a request body: events
 carry JWTs and answers carry signed URLs, so ``log_event`` stays off and modules log ids and
 codes only.
+
+The Tracer is built at the first traced invocation, not at import: building it imports the
+X-Ray SDK and patches botocore and httpx, which no cold import should pay for (and where
+tracing is off, as on the local stack, it is never built at all).
 """
 
 from __future__ import annotations
 
+import functools
 import os
-from typing import TYPE_CHECKING
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from aws_lambda_powertools.shared import constants
+from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools import Tracer
+
     from modal_service.contracts import JobResult
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 # Powertools' own variables win, so Terraform (and the local stack) name the service and the
 # metrics namespace in one place; the defaults are what Terraform sets.
@@ -23,7 +36,60 @@ NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "MultiTalkVideoApi
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
-tracer = Tracer(service=SERVICE)
+
+
+def tracing_enabled() -> bool:
+    """Powertools' own rule: traced in Lambda (``LAMBDA_TASK_ROOT``) unless
+    ``POWERTOOLS_TRACE_DISABLED`` says otherwise or a local emulator (SAM, Chalice) runs it."""
+    if resolve_truthy_env_var_choice(env=os.getenv(constants.TRACER_DISABLED_ENV, "false")):
+        return False
+    local = os.getenv(constants.SAM_LOCAL_ENV) or os.getenv(constants.CHALICE_LOCAL_ENV)
+    return bool(os.getenv(constants.LAMBDA_TASK_ROOT_ENV)) and not local
+
+
+class DeferredTracer:
+    """Powertools' :class:`Tracer`, built when the first traced invocation needs it."""
+
+    def __init__(self, service: str) -> None:
+        self._service = service
+        self._tracer: Tracer | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Tracer:
+        with self._lock:
+            if self._tracer is None:
+                from aws_lambda_powertools import Tracer
+
+                self._tracer = Tracer(service=self._service)
+            return self._tracer
+
+    def capture_lambda_handler(
+        self, *, capture_response: bool = False
+    ) -> Callable[[Handler], Handler]:
+        """``Tracer.capture_lambda_handler`` for ``handler``, wrapped at its first call."""
+
+        def decorate(handler: Handler) -> Handler:
+            traced: Callable[..., Any] | None = None
+
+            @functools.wraps(handler)
+            def run(event: Any, context: Any) -> Any:
+                nonlocal traced
+                if traced is None:
+                    traced = (
+                        self.get().capture_lambda_handler(
+                            handler, capture_response=capture_response
+                        )
+                        if tracing_enabled()
+                        else handler
+                    )
+                return traced(event, context)
+
+            return run  # type: ignore[return-value]
+
+        return decorate
+
+
+tracer = DeferredTracer(SERVICE)
 
 
 def record_render_usage(model: str, result: JobResult) -> None:

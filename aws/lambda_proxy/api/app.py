@@ -7,7 +7,6 @@ from importlib.metadata import PackageNotFoundError, version
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
 from aws.lambda_proxy.api.models import Health, validation_code
 from aws.lambda_proxy.api.problems import PROBLEM_CONTENT_TYPE, problem_body, problem_response
@@ -35,6 +34,9 @@ def health() -> Health:
 
 @app.get("/openapi.json", summary="This document", tags=["meta"], include_in_schema=False)
 def openapi() -> Response[str]:
+    # Powertools' OpenAPI models are a hundred pydantic classes: built for this rare route only.
+    from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+
     schema = app.get_openapi_json_schema(
         title=TITLE,
         version=VERSION,

@@ -1,4 +1,4 @@
-"""Bearer-token verification (RFC 8725 practices) and scope checks.
+"""Bearer-token verification (RFC 8725 practices); scope checks are in :mod:`.scopes`.
 
 The algorithm comes from an allow-list before any key is looked up (so ``alg: none`` and
 ``HS256`` signed with the public key never reach a verifier); the key comes from the issuer's
@@ -22,7 +22,7 @@ from typing import Any
 import jwt
 from pydantic import ValidationError
 
-from aws.lambda_proxy.auth.exceptions import ScopeMissingError, TokenInvalidError
+from aws.lambda_proxy.auth.exceptions import TokenInvalidError
 from aws.lambda_proxy.auth.jwks import JwksCache
 from aws.lambda_proxy.auth.models import REQUIRED_CLAIMS, JoseHeader, TenantContext, TokenClaims
 from aws.lambda_proxy.config import TENANT_PATTERN
@@ -184,8 +184,3 @@ def _fields(error: ValidationError) -> str:
     """Which members failed (names only: a value from the token is never echoed)."""
     names = sorted({str(item["loc"][0]) for item in error.errors() if item["loc"]})
     return ", ".join(names) or "unsupported members (crit, b64)"
-
-
-def require_scope(context: TenantContext, scope: str) -> None:
-    if scope not in context.scopes:
-        raise ScopeMissingError(scope)

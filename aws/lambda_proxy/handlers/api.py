@@ -16,7 +16,7 @@ from aws.lambda_proxy.api.app import app
 from aws.lambda_proxy.api.problems import problem_result
 from aws.lambda_proxy.auth.exceptions import TenantNotConfiguredError
 from aws.lambda_proxy.auth.models import SCOPE_READ, SCOPE_WRITE
-from aws.lambda_proxy.auth.verifier import require_scope
+from aws.lambda_proxy.auth.scopes import require_scope
 from aws.lambda_proxy.exceptions import BadRequestError, ProxyError
 from aws.lambda_proxy.idempotency import register_lambda_context
 from aws.lambda_proxy.observability import logger, metrics, tracer

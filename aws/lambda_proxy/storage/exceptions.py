@@ -1,9 +1,10 @@
-"""Errors of the storage feature (all about what the caller asked for)."""
+"""Errors of the storage feature (about what the caller asked for, and S3 signing)."""
 
 from __future__ import annotations
 
 from aws.lambda_proxy.exceptions import (
     BadRequestError,
+    ConfigurationError,
     ConflictError,
     ForbiddenError,
     UpstreamError,
@@ -39,6 +40,13 @@ class OutputExistsError(ConflictError):
     """The output key already holds an object and overwriting was not asked for."""
 
     code = "output_exists"
+
+
+class AccelerationUnavailableError(ConfigurationError):
+    """The deployment asks for S3 Transfer Acceleration where it cannot be signed (a custom S3
+    endpoint such as the local emulator's); a configuration error, never the caller's."""
+
+    code = "s3_acceleration_unavailable"
 
 
 class SigningUnavailableError(UpstreamError):

@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from aws.lambda_proxy.exceptions import ConfigurationError
+from aws.lambda_proxy.tenants.limits import TenantLimits
 from modal_service.contracts import SpeedProfile
 from modal_service.video_rules import MAX_VIDEO_BYTES, MAX_VIDEO_S
 
@@ -46,6 +47,8 @@ class TenantConfig(BaseModel):
     write: list[str] = Field(min_length=1, max_length=20)
     default_reference_image: str | None = None
     """Used when a request names no reference image (the seed API makes it optional)."""
+    limits: TenantLimits | None = None
+    """This tenant's limits; None: the deployment's ``tenant_limits_default``."""
 
     @field_validator("read", "write")
     @classmethod
@@ -81,6 +84,18 @@ class Settings(BaseModel):
     """JSON: ``{"acme": {"read": ["s3://b/tenants/acme/inputs/"], "write": [...]}}``."""
     tenant_webhook_secrets_arn: str | None = None
     """Secrets Manager JSON ``{tenant: "whsec_..."}``: signs caller webhooks per tenant."""
+    usage_table_name: str = Field(min_length=3)
+    """Per-tenant usage counters (hash key ``pk``, TTL ``expires_at``)."""
+    tenant_limits_default: TenantLimits = TenantLimits()
+    """JSON: the limits of tenants that set none of their own."""
+    gpu_slots: int = Field(default=10, ge=1, le=10_000)
+    """Jobs the GPU side runs at once (Modal's ``max_containers``): what the fair share divides."""
+    quota_retry_after_s: int = Field(default=30, ge=1, le=3600)
+    """``Retry-After`` when a tenant is at its active-jobs limit or over its fair share."""
+    batch_wait_max_s: int = Field(default=300, ge=1, le=900)
+    """A batch item over its tenant's limits is sent to its queue again, delayed by what the
+    refusal says but at most this: below the item task's heartbeat (SQS allows 900 s)."""
+
 
     # --- JWT --------------------------------------------------------------------------------
     jwt_issuer: str = Field(min_length=1)
@@ -154,7 +169,7 @@ class Settings(BaseModel):
             return [MODEL_ALIASES.get(name, name) for name in names]
         return names
 
-    @field_validator("tenants_config", mode="before")
+    @field_validator("tenants_config", "tenant_limits_default", mode="before")
     @classmethod
     def _json(cls, value: object) -> object:
         if isinstance(value, str):

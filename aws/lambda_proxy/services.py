@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from aws.lambda_proxy.auth.verifier import TokenVerifier
     from aws.lambda_proxy.modal.client import ModalClient, ProxyToken
+    from aws.lambda_proxy.tenants.usage_table import UsageTable
     from aws.lambda_proxy.webhooks.address_policy import AddressPolicy
     from aws.lambda_proxy.webhooks.sender import WebhookSender
 
@@ -89,6 +90,13 @@ class Services:
             active_index=self.settings.jobs_active_index,
             followup_index=self.settings.jobs_followup_index,
         )
+
+    @cached_property
+    def usage(self) -> UsageTable:
+        """Per-tenant counters: limits, the fair share and ``GET /usage``."""
+        from aws.lambda_proxy.tenants.usage_table import UsageTable
+
+        return UsageTable(self.dynamodb, self.settings.usage_table_name)
 
     @cached_property
     def presigner(self) -> Presigner:

@@ -81,6 +81,12 @@ def lambda_environment(
         **info.env(),
         "JOBS_TABLE_NAME": info.tables["jobs"],
         "IDEMPOTENCY_TABLE_NAME": info.tables["idempotency"],
+        "USAGE_TABLE_NAME": info.tables["usage"],
+        # Generous: one test session submits hundreds of jobs for acme, many never settled (the
+        # integration tests play a worker that never finishes). The quota and fairness tests
+        # set tight limits and few slots on stacks of their own.
+        "TENANT_LIMITS_DEFAULT": json.dumps({"max_active": 1000, "per_minute": 1000}),
+        "GPU_SLOTS": "100",
         "TENANTS_CONFIG": json.dumps(tenants),
         "TENANT_WEBHOOK_SECRETS_ARN": info.secrets["tenant_webhook_secrets"],
         "JWT_ISSUER": info.issuer,

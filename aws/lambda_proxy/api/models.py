@@ -15,6 +15,7 @@ from pydantic_core import PydanticCustomError
 
 from aws.lambda_proxy.config import MODEL_ALIASES, PublicModel
 from aws.lambda_proxy.jobs.models import JobStatus, JobView
+from aws.lambda_proxy.tenants.limits import TenantLimits
 from modal_service.contracts import MAX_PROMPT_LENGTH, BoundingBox, SpeedProfile
 
 S3Url = Annotated[str, Field(min_length=8, max_length=1100, pattern=r"^s3://")]
@@ -201,6 +202,17 @@ class JobList(BaseModel):
 
     jobs: list[JobView]
     next_token: str | None = None
+
+
+class TenantUsage(BaseModel):
+    """``GET /usage`` answer: the caller's tenant's limits and what it uses of them now."""
+
+    tenant_id: str
+    limits: TenantLimits
+    active: int = Field(description="jobs queued or processing (batch items waiting excluded)")
+    submissions_this_minute: int = Field(description="admitted in the current UTC minute")
+    gpu_seconds_today: float = Field(description="GPU-seconds of jobs finished today (UTC)")
+    jobs_finished_today: int
 
 
 class Health(BaseModel):

@@ -28,6 +28,9 @@ def _headers(error: ProxyError) -> dict[str, str]:
     challenge = getattr(error, "challenge", None)
     if challenge:
         headers["WWW-Authenticate"] = challenge
+    retry_after_s = getattr(error, "retry_after_s", None)
+    if retry_after_s is not None:
+        headers["Retry-After"] = str(retry_after_s)
     return headers
 
 

@@ -14,7 +14,12 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from aws.lambda_proxy.api.models import GenerateVideoRequest, GenerateVideoResponse, JobList
+from aws.lambda_proxy.api.models import (
+    GenerateVideoRequest,
+    GenerateVideoResponse,
+    JobList,
+    TenantUsage,
+)
 from aws.lambda_proxy.auth.models import TenantContext
 from aws.lambda_proxy.exceptions import BadRequestError
 from aws.lambda_proxy.jobs.cancel import cancel_job
@@ -22,6 +27,7 @@ from aws.lambda_proxy.jobs.exceptions import JobNotFoundError
 from aws.lambda_proxy.jobs.models import JobStatus, JobView
 from aws.lambda_proxy.jobs.submit import IDEMPOTENCY_KEY_PATTERN, submit_job
 from aws.lambda_proxy.services import get_services
+from aws.lambda_proxy.tenants.quota import usage_of
 from modal_service.contracts import JOB_ID_PATTERN
 
 router = Router()
@@ -102,3 +108,15 @@ def list_jobs(
 def delete_job(job_id: str) -> JobView:
     job = cancel_job(get_services(), _job_id(job_id), _tenant().tenant_id)
     return JobView.of(job)
+
+
+@router.get(
+    "/usage",
+    summary="The caller's tenant: its limits and what it uses now",
+    tags=["tenants"],
+    security=BEARER,
+)
+def get_usage() -> TenantUsage:
+    tenant_id = _tenant().tenant_id
+    limits, counters = usage_of(get_services(), tenant_id)
+    return TenantUsage(tenant_id=tenant_id, limits=limits, **counters.model_dump())

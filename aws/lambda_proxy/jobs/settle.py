@@ -29,6 +29,7 @@ from aws.lambda_proxy.jobs.models import (
 )
 from aws.lambda_proxy.observability import logger, metrics, record_render_usage
 from aws.lambda_proxy.storage.objects import head_object
+from aws.lambda_proxy.tenants import quota
 from aws.lambda_proxy.webhooks.sender import WebhookMessage
 
 if TYPE_CHECKING:
@@ -79,6 +80,9 @@ def settle_job(
 def run_followups(services: Services, job: JobRecord) -> None:
     """Tell Step Functions and the caller what they are still owed, then close or re-arm the
     job's outbox entry."""
+    # The tenant's slot first: a job is uncounted once (its lease), and a failed release keeps
+    # the outbox entry open so that the reconciler tries again.
+    released = quota.release(services, job)
     if job.task_token and job.task_state == "pending":
         state = _notify_task(services, job)
         if state != "pending":
@@ -86,7 +90,7 @@ def run_followups(services: Services, job: JobRecord) -> None:
         job.task_state = state
     if job.webhook_url and _webhook_due(job):
         job.webhook_delivery = notify_caller(services, job)
-    services.jobs.schedule_followup(job.job_id, _next_followup(job))
+    services.jobs.schedule_followup(job.job_id, _next_followup(job, released=released))
 
 
 def _webhook_due(job: JobRecord) -> bool:
@@ -96,8 +100,10 @@ def _webhook_due(job: JobRecord) -> bool:
     return delivery.next_attempt_at is not None and delivery.next_attempt_at <= iso(utc_now())
 
 
-def _next_followup(job: JobRecord) -> str | None:
+def _next_followup(job: JobRecord, *, released: bool) -> str | None:
     due: list[str] = []
+    if not released:
+        due.append(iso(utc_now() + timedelta(seconds=TASK_RETRY_S)))
     if job.task_token and job.task_state == "pending":
         due.append(iso(utc_now() + timedelta(seconds=TASK_RETRY_S)))
     if job.webhook_url and job.webhook_delivery and job.webhook_delivery.next_attempt_at:

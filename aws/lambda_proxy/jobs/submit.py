@@ -81,6 +81,7 @@ from aws.lambda_proxy.observability import logger, metrics
 from aws.lambda_proxy.storage.objects import check_input, check_output_free
 from aws.lambda_proxy.storage.presign import new_callback_secret
 from aws.lambda_proxy.storage.s3_url import location, parse_s3_url
+from aws.lambda_proxy.tenants import quota
 from modal_service.contracts import (
     CallbackTarget,
     CreateJobRequest,
@@ -196,7 +197,13 @@ def _submit(services: Services, submission: Submission) -> JobRecord:
     except ProxyError as exc:
         metrics.add_metric(name="SubmitRefused", unit=MetricUnit.Count, value=1)
         raise SubmitError(exc.message, code=exc.code, status=exc.status, title=exc.title) from None
-    services.jobs.create(job)
+    # Last check, first write: a refusal here leaves nothing behind.
+    quota.admit(services, job.tenant_id, job.job_id, fair=submission.task_token is not None)
+    try:
+        services.jobs.create(job)
+    except Exception:
+        quota.release(services, job)
+        raise
     logger.info("job created", extra={"job_id": job.job_id, "tenant_id": job.tenant_id})
     try:
         call_id = _dispatch(services, job)

@@ -11,6 +11,12 @@ dead-letter queue while the task's heartbeat timeout fails the item in the state
 Items go through :func:`aws.lambda_proxy.jobs.submit.submit_job`, the same path as
 ``POST /generate-video`` (validation, tenant authorization, HeadObject, pre-signing), with an
 idempotency key per item attempt, so a redelivered message never creates a second job.
+
+An item its tenant's limits or fair share refuse (``tenant_quota_exceeded``) is not failed: it
+waits. The handler heartbeats its task and sends the same message to the same queue again,
+delayed by what the refusal says (at most ``batch_wait_max_s``, below the heartbeat), and the
+original counts as processed. A new message, not a redelivery: waiting never moves an item
+towards the dead-letter queue. The task's ``TimeoutSeconds`` still bounds the whole wait.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ from aws.lambda_proxy.jobs.models import BatchItem
 from aws.lambda_proxy.jobs.submit import submit_job
 from aws.lambda_proxy.observability import logger, metrics, tracer
 from aws.lambda_proxy.services import Services, get_services
+from aws.lambda_proxy.tenants import quota
+from aws.lambda_proxy.tenants.exceptions import QuotaExceededError
 from aws.step_functions.exceptions import BatchError
 from aws.step_functions.item_jobs import item_job_ids, record_job
 from aws.step_functions.models import (
@@ -84,7 +92,7 @@ def record_handler(record: SQSRecord) -> None:
     if isinstance(message, PlanMessage):
         _plan(services, message)
     elif isinstance(message, ItemMessage):
-        _submit_item(services, message)
+        _submit_item(services, message, record)
     elif isinstance(message, SummarizeMessage):
         _summarize(services, message)
     else:
@@ -104,7 +112,7 @@ def _plan(services: Services, message: PlanMessage) -> None:
     _succeed(services, message.task_token, plan.model_dump(mode="json"))
 
 
-def _submit_item(services: Services, message: ItemMessage) -> None:
+def _submit_item(services: Services, message: ItemMessage, record: SQSRecord) -> None:
     item, batch = message.item, message.request
     context = {"execution": message.execution.name, "index": message.index}
     try:
@@ -141,6 +149,9 @@ def _submit_item(services: Services, message: ItemMessage) -> None:
             batch_item=BatchItem(execution_arn=message.execution.arn, item_ref=item.id),
             services=services,
         )
+    except QuotaExceededError as exc:
+        _wait_for_slot(services, message, record, exc)
+        return
     except SubmitError as exc:
         logger.info("batch item refused", extra={**context, "code": exc.code})
         cause = {
@@ -162,6 +173,32 @@ def _submit_item(services: Services, message: ItemMessage) -> None:
         job_id=job.job_id,
     )
     logger.info("batch item submitted", extra={**context, "job_id": job.job_id})
+
+
+def _wait_for_slot(
+    services: Services, message: ItemMessage, record: SQSRecord, refusal: QuotaExceededError
+) -> None:
+    """Keep the item's task alive and put the item back on its queue to come back later."""
+    context = {"execution": message.execution.name, "index": message.index}
+    try:
+        services.stepfunctions.send_task_heartbeat(taskToken=message.task_token)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in _TASK_GONE:
+            raise
+        logger.info("a waiting item's task is gone; dropped", extra=context)
+        return
+    delay = min(refusal.retry_after_s, services.settings.batch_wait_max_s)
+    # The queue the record came from: arn:aws:sqs:<region>:<account>:<name>.
+    *_, account, name = record.event_source_arn.split(":")
+    sqs = services.client("sqs")
+    queue_url = sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+    sqs.send_message(QueueUrl=queue_url, MessageBody=record.body, DelaySeconds=delay)
+    tenant_id = message.request.tenant_id
+    quota.wait_for_slot(services, tenant_id, delay)
+    logger.info(
+        "batch item waits for its tenant's slot",
+        extra={**context, "tenant_id": tenant_id, "limit": refusal.limit, "delay_s": delay},
+    )
 
 
 def _cancel_item(services: Services, message: CancelMessage) -> None:

@@ -20,6 +20,7 @@ from modal_service.contracts import JOB_ID_PATTERN, GenerationParams, SpeedProfi
 REQUIRED = {
     "JOBS_TABLE_NAME": "jobs",
     "IDEMPOTENCY_TABLE_NAME": "idempotency",
+    "USAGE_TABLE_NAME": "usage",
     "TENANTS_CONFIG": json.dumps(
         {"acme": {"read": ["s3://data/tenants/acme/inputs/"], "write": ["s3://data/out/"]}}
     ),

@@ -1,0 +1,161 @@
+"""Per-tenant limits and the fair share, applied where a job is admitted and released.
+
+:func:`admit` runs in the submit path after every check and before anything is written: it
+counts the job in one DynamoDB transaction whose conditions are the limits (active jobs, the
+minute's submissions, the day's GPU-seconds, the fair share or a spare GPU slot). A refusal
+raises :class:`~aws.lambda_proxy.tenants.exceptions.QuotaExceededError` (429
+``tenant_quota_exceeded`` with ``Retry-After``); nothing is then written. :func:`release` runs
+in the follow-ups of a settled job (the one winner of the settle, and the reconciler's retries):
+the job's lease makes it uncount the job exactly once.
+
+The rule for a tenant T (see :mod:`.fairness` for the share):
+
+* T's active jobs < T's ``max_active``, the minute's submissions < ``per_minute`` and, when set,
+  today's GPU-seconds < ``gpu_seconds_per_day``: always;
+* and either T holds fewer than its fair share, or the deployment holds fewer than
+  ``gpu_slots`` (a spare slot).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from aws.lambda_proxy.jobs.models import iso, utc_now
+from aws.lambda_proxy.observability import logger
+from aws.lambda_proxy.tenants import metrics
+from aws.lambda_proxy.tenants.exceptions import QuotaExceededError
+from aws.lambda_proxy.tenants.fairness import fair_share
+from aws.lambda_proxy.tenants.usage_table import AdmissionRefused, Limit, TenantCounters
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from aws.lambda_proxy.config import Settings
+    from aws.lambda_proxy.jobs.models import JobRecord
+    from aws.lambda_proxy.services import Services
+    from aws.lambda_proxy.tenants.limits import TenantLimits
+
+
+def limits_of(services: Services, tenant_id: str) -> TenantLimits:
+    settings = services.settings
+    config = settings.tenants_config.get(tenant_id)
+    own = config.limits if config is not None else None
+    return own or settings.tenant_limits_default
+
+
+def admit(services: Services, tenant_id: str, job_id: str, *, fair: bool) -> None:
+    """Count ``job_id`` against ``tenant_id``'s limits, or raise ``QuotaExceededError``.
+
+    ``fair`` (batch items, which can wait) also applies the fair share; an API call, which
+    cannot wait, is held to the tenant's own limits only (and still counts in the deployment's
+    slots, so batch items yield to it).
+    """
+    table = services.usage
+    settings, limits, now = services.settings, limits_of(services, tenant_id), utc_now()
+    if not fair:
+        try:
+            table.admit(
+                tenant_id, job_id, limits, now=now, tenant_cap=limits.max_active, gpu_slots=None
+            )
+        except AdmissionRefused as refused:
+            raise _refused(refused.limit, tenant_id, limits, 0, settings, now) from None
+        metrics.record_admitted(tenant_id)
+        return
+    snapshot = table.snapshot(sorted(settings.tenants_config))
+    share = fair_share(tenant_id, snapshot, gpu_slots=settings.gpu_slots, now_iso=iso(now))
+    within_share = min(share, limits.max_active)
+    try:
+        if snapshot.active.get(tenant_id, 0) < within_share:
+            try:
+                table.admit(
+                    tenant_id, job_id, limits, now=now, tenant_cap=within_share, gpu_slots=None
+                )
+            except AdmissionRefused as refused:
+                if refused.limit != "max_active":
+                    raise
+                # Over its share since the read (a race): only a spare slot can admit it now.
+                _admit_spare(services, tenant_id, job_id, limits, now)
+        else:
+            _admit_spare(services, tenant_id, job_id, limits, now)
+    except AdmissionRefused as refused:
+        raise _refused(refused.limit, tenant_id, limits, share, settings, now) from None
+    metrics.record_admitted(tenant_id)
+
+
+def _admit_spare(
+    services: Services, tenant_id: str, job_id: str, limits: TenantLimits, now: datetime
+) -> None:
+    services.usage.admit(
+        tenant_id,
+        job_id,
+        limits,
+        now=now,
+        tenant_cap=limits.max_active,
+        gpu_slots=services.settings.gpu_slots,
+    )
+
+
+def _refused(
+    limit: Limit,
+    tenant_id: str,
+    limits: TenantLimits,
+    share: int,
+    settings: Settings,
+    now: datetime,
+) -> QuotaExceededError:
+    metrics.record_refused(tenant_id, limit)
+    logger.info("tenant quota refused", extra={"tenant_id": tenant_id, "limit": limit})
+    # A slot (active jobs, fair share) frees when some job finishes, which no one can foresee:
+    # the deployment's quota_retry_after_s. Windows reopen at a known time.
+    retry = settings.quota_retry_after_s
+    if limit == "per_minute":
+        message = f"tenant {tenant_id!r} may submit {limits.per_minute} jobs a minute"
+        retry = 60 - now.second
+    elif limit == "gpu_seconds_per_day":
+        message = (
+            f"tenant {tenant_id!r} used its {limits.gpu_seconds_per_day:g} GPU-seconds for "
+            "today (UTC)"
+        )
+        midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        retry = math.ceil((midnight - now).total_seconds())
+    elif limit == "max_active":
+        message = f"tenant {tenant_id!r} may have {limits.max_active} jobs queued or processing"
+    else:
+        message = (
+            f"every GPU slot ({settings.gpu_slots}) is taken and tenant {tenant_id!r} holds its "
+            f"fair share ({share}) while other tenants want GPUs too"
+        )
+    return QuotaExceededError(message, limit=limit, retry_after_s=max(1, retry))
+
+
+def release(services: Services, job: JobRecord) -> bool:
+    """Uncount a final job once; False when the table could not be reached (the caller keeps
+    the job's follow-up open so that the reconciler tries again)."""
+    gpu_seconds = job.result.gpu_seconds if job.result is not None else None
+    try:
+        released = services.usage.release(
+            job.tenant_id, job.job_id, now=utc_now(), gpu_seconds=gpu_seconds
+        )
+    except (ClientError, BotoCoreError) as exc:
+        code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__
+        logger.warning("quota release failed", extra={"job_id": job.job_id, "code": code})
+        return False
+    if released:
+        metrics.record_released(job)
+    return True
+
+
+def wait_for_slot(services: Services, tenant_id: str, delay_s: int) -> None:
+    """A batch item of ``tenant_id`` waits ``delay_s``: the tenant counts as wanting GPUs
+    (for the fair share) a little longer than that, until the item is back."""
+    services.usage.mark_waiting(tenant_id, utc_now() + timedelta(seconds=delay_s + 30))
+    metrics.record_batch_wait(tenant_id)
+
+
+def usage_of(services: Services, tenant_id: str) -> tuple[TenantLimits, TenantCounters]:
+    """The tenant's limits and its counters now."""
+    return limits_of(services, tenant_id), services.usage.counters(tenant_id, utc_now())

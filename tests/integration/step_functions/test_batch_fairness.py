@@ -1,0 +1,164 @@
+"""Two tenants' batches share two GPU slots: the big one's items wait (they are not failed) and
+the small one's first job goes next, not behind the big batch. Real definition, handler, submit
+path, callbacks and usage table; the test is the event source mapping and a two-slot GPU
+(FIFO, as Modal's queue is) whose jobs each take a few polls."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from aws.lambda_proxy.config import Settings
+from aws.lambda_proxy.jobs.models import utc_now
+from aws.lambda_proxy.services import Services, set_services
+from aws.lambda_proxy.tenants.limits import TenantLimits
+from modal_service.contracts import CreateJobRequest
+
+from .conftest import BatchWorld
+from .harness import audio_key, put, state_machine
+
+pytestmark = pytest.mark.stack
+
+SLOTS = 2
+RUN_POLLS = 3
+"""How many polls of the loop one job holds a GPU slot."""
+
+
+@dataclass
+class TwoSlotGpu:
+    """Modal in front of ``SLOTS`` containers: dispatched jobs queue FIFO, each runs a while."""
+
+    queued: list[CreateJobRequest] = field(default_factory=list)
+    running: dict[str, tuple[CreateJobRequest, int]] = field(default_factory=dict)
+    starts: list[str] = field(default_factory=list)
+    """Tenant of each job, in the order the GPUs started them."""
+    most_dispatched: int = 0
+
+    def tick(self, world: BatchWorld) -> None:
+        for job_id, (request, polls) in list(self.running.items()):
+            if polls + 1 >= RUN_POLLS:
+                world.worker.succeed(request).raise_for_status()
+                del self.running[job_id]
+            else:
+                self.running[job_id] = (request, polls + 1)
+        while self.queued and len(self.running) < SLOTS:
+            request = self.queued.pop(0)
+            self.running[request.job_id] = (request, 0)
+            self.starts.append(tenant_of(request))
+        self.most_dispatched = max(self.most_dispatched, len(self.queued) + len(self.running))
+
+
+def tenant_of(request: CreateJobRequest) -> str:
+    return audio_key(request).split("/")[1]  # tenants/<tenant>/inputs/...
+
+
+@pytest.fixture
+def fair_services(world: BatchWorld) -> Iterator[Services]:
+    name = f"usage-{uuid.uuid4().hex[:8]}"
+    world.stack.client("dynamodb").create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+    )
+    base = Settings.from_env()
+    limits = TenantLimits(max_active=20, per_minute=1000)
+    tenants = {
+        tenant: config.model_copy(update={"limits": limits})
+        for tenant, config in base.tenants_config.items()
+    }
+    settings = base.model_copy(
+        update={
+            "usage_table_name": name,
+            "tenants_config": tenants,
+            "gpu_slots": SLOTS,
+            "quota_retry_after_s": 1,
+            "batch_wait_max_s": 1,
+        }
+    )
+    services = Services(settings)
+    set_services(services)
+    try:
+        yield services
+    finally:
+        set_services(None)
+
+
+def _batch(world: BatchWorld, tenant: str, names: list[str]) -> dict[str, Any]:
+    run = uuid.uuid4().hex[:8]
+    inputs = f"tenants/{tenant}/inputs/fair-{run}/"
+    for name in names:
+        put(world.stack, f"{inputs}{name}.wav", "audio/wav")
+    portrait = put(world.stack, f"{inputs}portrait.png", "image/png", b"\x89PNG\r\n\x1a\n-p")
+    return {
+        "tenant_id": tenant,
+        "source": {
+            "prefix": f"s3://{world.stack.buckets['data']}/{inputs}",
+            "reference_image_s3_url": portrait,
+        },
+        "output": {
+            "s3_bucket": world.stack.buckets["data"],
+            "s3_prefix": f"tenants/{tenant}/outputs/fair-{run}/",
+        },
+        "options": {"model": "tiny", "video_length": 5},
+    }
+
+
+def test_a_small_tenants_batch_goes_next_while_a_big_batch_waits(
+    world: BatchWorld, fair_services: Services
+) -> None:
+    sfn = world.stack.client("stepfunctions")
+    machine = state_machine(world.stack, world.queue.queue_url, max_concurrency=8)
+    gpu = TwoSlotGpu()
+    seen = set(world.runner.requests)
+
+    def start(request: dict[str, Any]) -> str:
+        return sfn.start_execution(
+            stateMachineArn=machine, name=f"fair-{uuid.uuid4().hex[:12]}", input=json.dumps(request)
+        )["executionArn"]
+
+    def step() -> None:
+        world.queue.poll(wait_s=1)
+        gpu.queued.extend(world.runner.take_new(seen))
+        gpu.tick(world)
+
+    big = start(_batch(world, "acme", [f"big{i}" for i in range(8)]))
+    # Until the big batch holds both slots and has items waiting for more.
+    for _ in range(120):
+        step()
+        snapshot = fair_services.usage.snapshot(["acme", "globex"])
+        if snapshot.active["acme"] == SLOTS and "acme" in snapshot.waiting_until:
+            break
+    else:
+        raise AssertionError("the big batch never filled the slots")
+    started_before = len(gpu.starts)
+    small = start(_batch(world, "globex", ["small0", "small1"]))
+
+    statuses: dict[str, str] = {}
+    for _ in range(400):
+        step()
+        statuses = {arn: sfn.describe_execution(executionArn=arn)["status"] for arn in (big, small)}
+        if "RUNNING" not in statuses.values():
+            break
+    assert statuses == {big: "SUCCEEDED", small: "SUCCEEDED"}, statuses
+
+    summaries = [
+        json.loads(sfn.describe_execution(executionArn=arn)["output"]) for arn in (big, small)
+    ]
+    assert [(s["total"], s["succeeded"], s["failed"]) for s in summaries] == [(8, 8, 0), (2, 2, 0)]
+    # The small tenant's first job started right after the big jobs already on the GPUs: at
+    # most the two running and one more (queued before the small batch was planned).
+    later = gpu.starts[started_before:]
+    assert later.index("globex") <= 1, gpu.starts
+    assert gpu.starts.count("acme") == 8
+    # Dispatched-but-unfinished jobs never exceeded the slots plus the newcomer's share.
+    assert gpu.most_dispatched <= SLOTS + 1
+    counters = fair_services.usage.snapshot(["acme", "globex"])
+    assert counters.active == {"acme": 0, "globex": 0}
+    assert counters.deployment_active == 0
+    assert fair_services.usage.counters("acme", utc_now()).jobs_finished_today == 8

@@ -44,17 +44,19 @@ def load_renderer(
     preset: PresetName,
     weights_dir: Path | None = None,
     device: str | None = None,
+    gpus: int = 1,
 ) -> Renderer:
     """Load a preset once; call ``render`` on the result as often as needed.
 
     ``tiny`` and ``tiny-infinitetalk`` are built in code (seeded random weights, nothing
     downloaded). The 14B presets read ``weights_dir`` (the layout ``scripts/download_weights.py``
     writes) strictly and raise :class:`ModelUnavailableError` naming any missing or unexpected
-    file or key.
+    file or key. ``gpus`` > 1 splits each forward pass of the transformer across that many
+    GPUs (context parallelism; one process per GPU, this one rank 0).
     """
     from modal_service.multitalk.loading import load_preset
 
-    return load_preset(preset, weights_dir, device)
+    return load_preset(preset, weights_dir, device, gpus)
 
 
 def __getattr__(name: str) -> object:

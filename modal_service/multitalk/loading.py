@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from modal_service.multitalk.acceleration.deployment import DeploymentAcceleration
-from modal_service.multitalk.acceleration.engine import Accelerator
+from modal_service.multitalk.acceleration.engine import Accelerator, accelerate_transformer
 from modal_service.multitalk.acceleration.lora_fusion import FusedLora
 from modal_service.multitalk.errors import ModelUnavailableError
-from modal_service.multitalk.presets import PRESETS, TINY, TINY_INFINITETALK, Preset, build_tiny
+from modal_service.multitalk.parallel.ranks import ContextParallelTransformer, RankGroup
+from modal_service.multitalk.presets import (
+    PRESETS,
+    TINY,
+    TINY_INFINITETALK,
+    Preset,
+    build_tiny,
+    build_tiny_transformer,
+)
 from modal_service.multitalk.renderer import Renderer
 from modal_service.multitalk.weights import (
     ADAPTER_FILES,
@@ -22,6 +32,10 @@ from modal_service.multitalk.weights import (
     transformer_config,
 )
 
+if TYPE_CHECKING:
+    from modal_service.multitalk.audio_encoder import AudioFeatureEncoder
+    from modal_service.multitalk.pipeline_multitalk import MultiTalkPipeline
+
 logger = logging.getLogger(__name__)
 
 
@@ -29,17 +43,56 @@ def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_preset(name: str, weights_dir: Path | None, device: str | None) -> Renderer:
+def load_preset(name: str, weights_dir: Path | None, device: str | None, gpus: int = 1) -> Renderer:
+    """``name``'s renderer; with ``gpus`` > 1 its transformer runs split across that many GPUs
+    (one process each, this one rank 0: ``parallel/``)."""
     device = device or _default_device()
-    if name in {TINY.name, TINY_INFINITETALK.name}:
-        pipeline, audio_encoder = build_tiny(device)
-        accelerator = Accelerator(pipeline, DeploymentAcceleration.from_env())
-        return Renderer(PRESETS[name], pipeline, audio_encoder, accelerator)
-    if name in ADAPTER_FILES:
-        if weights_dir is None:
-            raise ModelUnavailableError(f"{name} needs weights_dir", "weights_missing")
-        return load_14b(PRESETS[name], Path(weights_dir), device)
-    raise ModelUnavailableError(f"unknown preset {name!r}", "unknown_preset")
+    if name not in PRESETS or (name not in _TINY and name not in ADAPTER_FILES):
+        raise ModelUnavailableError(f"unknown preset {name!r}", "unknown_preset")
+    if name not in _TINY and weights_dir is None:
+        raise ModelUnavailableError(f"{name} needs weights_dir", "weights_missing")
+    deployment = DeploymentAcceleration.from_env()
+    ranks = None
+    if gpus > 1:
+        # Started first: the other ranks load their copies while this one loads its own.
+        build = functools.partial(_load_replica, name, weights_dir, deployment)
+        ranks = RankGroup(gpus, torch.device(device).type, build)
+    try:
+        if name in _TINY:
+            pipeline, audio_encoder = build_tiny(device)
+            lora = None
+        else:
+            pipeline, audio_encoder, lora = load_14b(PRESETS[name], Path(weights_dir), device)
+        accelerator = Accelerator(pipeline, deployment, lora)
+        if ranks is not None:
+            ranks.ready(pipeline.transformer)
+            pipeline.transformer = ContextParallelTransformer(pipeline.transformer, ranks, lora)
+    except BaseException:
+        if ranks is not None:
+            ranks.close()
+        raise
+    return Renderer(PRESETS[name], pipeline, audio_encoder, accelerator, ranks)
+
+
+_TINY = {TINY.name, TINY_INFINITETALK.name}
+
+
+def _load_replica(
+    name: str, weights_dir: Path | None, deployment: DeploymentAcceleration, device: torch.device
+) -> tuple[torch.nn.Module, FusedLora | None]:
+    """Another rank's copy of ``name``'s transformer (and LoRA), accelerated like rank 0's."""
+    if name in _TINY:
+        transformer, lora = build_tiny_transformer().to(device), None
+    else:
+        assert weights_dir is not None
+        transformer = build_transformer(
+            Path(weights_dir) / BASE_DIR / "transformer",
+            Path(weights_dir) / ADAPTER_FILES[name],
+            torch.bfloat16,
+        ).to(device)
+        lora = load_distillation_lora(transformer, Path(weights_dir) / LORA_DIR)
+    accelerate_transformer(transformer, device, deployment, lora)
+    return transformer, lora
 
 
 def build_transformer(transformer_dir: Path, adapter_file: Path, dtype: torch.dtype):  # noqa: ANN201
@@ -62,8 +115,9 @@ def build_transformer(transformer_dir: Path, adapter_file: Path, dtype: torch.dt
 
 def load_14b(
     preset: Preset, weights_dir: Path, device: str, dtype: torch.dtype = torch.bfloat16
-) -> Renderer:
-    """The shared 14B base with ``preset``'s audio adapter (``weights.ADAPTER_FILES``)."""
+) -> tuple[MultiTalkPipeline, AudioFeatureEncoder, FusedLora | None]:
+    """The shared 14B base with ``preset``'s audio adapter (``weights.ADAPTER_FILES``), its
+    audio encoder and the distillation LoRA if the weights hold one."""
     from diffusers import AutoencoderKLWan
     from transformers import (
         AutoTokenizer,
@@ -107,9 +161,7 @@ def load_14b(
         raise ModelUnavailableError(f"cannot load weights: {exc}", "weights_invalid") from exc
     # The LoRA is read before the deployment's acceleration applies: its snapshot of the
     # original weights must be the bf16 ones, not fp8.
-    lora = load_distillation_lora(transformer, weights_dir / LORA_DIR)
-    accelerator = Accelerator(pipeline, DeploymentAcceleration.from_env(), lora)
-    return Renderer(preset, pipeline, audio, accelerator)
+    return pipeline, audio, load_distillation_lora(transformer, weights_dir / LORA_DIR)
 
 
 def load_distillation_lora(transformer, lora_dir: Path) -> FusedLora | None:  # noqa: ANN001

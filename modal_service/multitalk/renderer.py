@@ -39,6 +39,7 @@ from modal_service.multitalk.checkpoint import (
 )
 from modal_service.multitalk.errors import RenderCancelled, RenderError
 from modal_service.multitalk.inputs import PreparedInputs, prepare_inputs
+from modal_service.multitalk.parallel.ranks import RankGroup
 from modal_service.multitalk.pipeline_multitalk import ClipResume, MultiTalkPipeline
 from modal_service.multitalk.presets import Preset
 from modal_service.multitalk.reference_source import (
@@ -75,12 +76,29 @@ class Renderer:
         pipeline: MultiTalkPipeline,
         audio_encoder: AudioFeatureEncoder,
         accelerator: Accelerator | None = None,
+        ranks: RankGroup | None = None,
     ) -> None:
         self.preset = preset.name
         self._preset = preset
         self.pipeline = pipeline
         self.audio_encoder = audio_encoder
         self.accelerator = accelerator or Accelerator(pipeline, DeploymentAcceleration())
+        self.ranks = ranks
+        """The other GPUs' processes when the transformer is split across several."""
+
+    @property
+    def gpus(self) -> int:
+        return self.ranks.world_size if self.ranks else 1
+
+    @property
+    def usable(self) -> bool:
+        """False once a GPU rank was lost: only loading again brings the group back."""
+        return self.ranks is None or not self.ranks.broken
+
+    def close(self) -> None:
+        """Stop the other GPUs' processes, if any (the worker drops this renderer)."""
+        if self.ranks is not None:
+            self.ranks.close()
 
     # ------------------------------------------------------------------ sampling settings
     def sampling_settings(self, spec: RenderSpec) -> tuple[dict, list[str]]:

@@ -11,6 +11,8 @@ close in RoPE phase and attend to each other more. With one speaker none of this
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 
@@ -63,19 +65,33 @@ def reference_affinity(
     return torch.cat(out, dim=1).transpose(1, 2)
 
 
+Extrema = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+"""``(minima, maxima) -> (minima, maxima)`` over the whole sequence, when a rank holds a share."""
+
+
 def token_positions(
-    affinity: torch.Tensor, class_range: int = 24, class_interval: int = 4
+    affinity: torch.Tensor,
+    class_range: int = 24,
+    class_interval: int = 4,
+    extrema: Extrema | None = None,
 ) -> torch.Tensor:
-    """Two-speaker affinities ``(batch, 3, seq_len)`` -> L-RoPE positions ``(batch, seq_len)``."""
+    """Two-speaker affinities ``(batch, 3, seq_len)`` -> L-RoPE positions ``(batch, seq_len)``.
+
+    ``extrema`` makes each speaker's rescaling use the whole sequence's range when ``affinity``
+    holds only this rank's share of the tokens.
+    """
     bands = (
         (0.0, float(class_interval)),
         (float(class_range - class_interval), float(class_range)),
     )
+    lows = affinity[:, :2].amin(dim=2, keepdim=True)  # (B, 2, 1)
+    highs = affinity[:, :2].amax(dim=2, keepdim=True)
+    if extrema is not None:
+        lows, highs = extrema(lows, highs)
     scaled = []
     for speaker, (low, high) in enumerate(bands):
         row = affinity[:, speaker]
-        row_min = row.amin(dim=1, keepdim=True)
-        row_max = row.amax(dim=1, keepdim=True)
+        row_min, row_max = lows[:, speaker], highs[:, speaker]
         scaled.append((row - row_min) / (row_max - row_min + 1e-8) * (high - low) + low)
     scaled.append(torch.full_like(scaled[0], class_range // 2))
     choice = affinity.argmax(dim=1, keepdim=True)  # (B, 1, seq_len): speaker 1, 2 or background

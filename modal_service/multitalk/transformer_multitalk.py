@@ -9,7 +9,8 @@ everything else keeps diffusers' Wan names, so Wan LoRAs and loaders work unchan
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import math
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from diffusers.configuration_utils import register_to_config
@@ -31,6 +32,9 @@ from modal_service.multitalk.speaker_binding import (
     rope_1d,
     token_positions,
 )
+
+if TYPE_CHECKING:
+    from modal_service.multitalk.parallel.sequence import SequenceParallel, Share
 
 
 def pack_audio_windows(
@@ -104,7 +108,12 @@ def _apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torc
 
 
 class MultiTalkSelfAttnProcessor(WanAttnProcessor):
-    """Wan self-attention that also returns the reference affinity when class masks are given."""
+    """Wan self-attention that also returns the reference affinity when class masks are given.
+
+    Under context parallelism the hidden states are this rank's ``share`` of the tokens: the
+    attention runs through diffusers' Ulysses, and the affinity's reference-frame keys are
+    collected from the ranks that hold them.
+    """
 
     def __call__(
         self,
@@ -114,6 +123,7 @@ class MultiTalkSelfAttnProcessor(WanAttnProcessor):
         attention_mask: torch.Tensor | None = None,
         rotary_emb: tuple[torch.Tensor, torch.Tensor] | None = None,
         class_masks: torch.Tensor | None = None,
+        share: Share | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         query, key, value = _get_qkv_projections(attn, hidden_states, None)
         query = attn.norm_q(query).unflatten(2, (attn.heads, -1))
@@ -128,12 +138,14 @@ class MultiTalkSelfAttnProcessor(WanAttnProcessor):
             value,
             attn_mask=attention_mask,
             backend=self._attention_backend,
-            parallel_config=self._parallel_config,
+            parallel_config=share.attention if share is not None else None,
         )
         out = attn.to_out[1](attn.to_out[0](out.flatten(2, 3).type_as(query)))
         affinity = None
         if class_masks is not None:
             with torch.no_grad():
+                if share is not None:
+                    key = share.reference_keys(key, class_masks.shape[1])
                 affinity = reference_affinity(query, key, class_masks)
         return out, affinity
 
@@ -155,18 +167,31 @@ class MultiTalkAudioAttention(nn.Module):
         query_positions: torch.Tensor | None = None,
         key_positions: torch.Tensor | None = None,
         binding: torch.Tensor | None = None,
+        frame_tokens: int | None = None,
+        token_offset: int = 0,
     ) -> torch.Tensor:
         """
         Args:
-            hidden_states: ``(batch, frames * frame_tokens, dim)``.
-            audio_tokens: ``(batch, frames, audio_tokens, audio_dim)``.
-            query_positions: L-RoPE positions ``(batch, frames * frame_tokens)``, or None.
+            hidden_states: ``(batch, seq_len, dim)``: the video's tokens, or (context
+                parallelism) a contiguous share of them starting at ``token_offset``.
+            audio_tokens: ``(batch, frames, audio_tokens, audio_dim)`` for the whole video.
+            query_positions: L-RoPE positions ``(batch, seq_len)``, or None.
             key_positions: L-RoPE positions of the audio tokens ``(audio_tokens,)``.
             binding: ``(batch,)`` bool, which samples use L-RoPE (the null-audio CFG branch
                 does not, exactly as MultiTalk's single-stream null pass).
+            frame_tokens: video tokens per latent frame (default: ``seq_len / frames``).
+            token_offset: position of the first of ``hidden_states``' tokens in the video.
         """
         batch, seq_len, dim = hidden_states.shape
-        frames, num_audio = audio_tokens.shape[1], audio_tokens.shape[2]
+        frame_tokens = frame_tokens or seq_len // audio_tokens.shape[1]
+        # The latent frames these tokens fall in; a share that starts or ends inside a frame is
+        # padded to whole frames (the padding's outputs are dropped).
+        first = token_offset // frame_tokens
+        lead = token_offset - first * frame_tokens
+        frames = math.ceil((lead + seq_len) / frame_tokens)
+        trail = frames * frame_tokens - lead - seq_len
+        audio_tokens = audio_tokens[:, first : first + frames]
+        num_audio = audio_tokens.shape[2]
         query = self.q_linear(hidden_states).unflatten(2, (self.num_heads, -1))
         key, value = self.kv_linear(audio_tokens).unflatten(-1, (2, self.num_heads, -1)).unbind(-3)
         key = key.flatten(1, 2)  # (B, frames * audio_tokens, heads, head_dim)
@@ -175,12 +200,14 @@ class MultiTalkAudioAttention(nn.Module):
             query = torch.where(bound, rope_1d(query, query_positions), query)
             key_pos = key_positions.to(key.device).repeat(frames)
             key = torch.where(bound, rope_1d(key, key_pos), key)
+        if lead or trail:
+            query = nn.functional.pad(query, (0, 0, 0, 0, lead, trail))
         # One attention problem per latent frame: fold frames into the batch.
-        query = query.reshape(batch * frames, seq_len // frames, self.num_heads, -1)
+        query = query.reshape(batch * frames, frame_tokens, self.num_heads, -1)
         key = key.reshape(batch * frames, num_audio, self.num_heads, -1)
         value = value.reshape(batch * frames, num_audio, self.num_heads, -1)
-        out = dispatch_attention_fn(query, key, value)
-        return self.proj(out.reshape(batch, seq_len, dim))
+        out = dispatch_attention_fn(query, key, value).reshape(batch, -1, dim)
+        return self.proj(out[:, lead : lead + seq_len])
 
 
 class MultiTalkTransformerBlock(WanTransformerBlock):
@@ -212,6 +239,8 @@ class MultiTalkTransformerBlock(WanTransformerBlock):
         class_masks: torch.Tensor | None = None,
         audio_key_pos: torch.Tensor | None = None,
         binding: torch.Tensor | None = None,
+        frame_tokens: int | None = None,
+        share: Share | None = None,
     ) -> torch.Tensor:
         # temb: (batch, 6, dim) for Wan2.1 14B
         shift, scale, gate, c_shift, c_scale, c_gate = (
@@ -220,7 +249,9 @@ class MultiTalkTransformerBlock(WanTransformerBlock):
 
         # 1. Self-attention (+ reference affinity for two speakers)
         norm = (self.norm1(hidden_states.float()) * (1 + scale) + shift).type_as(hidden_states)
-        attn_out, affinity = self.attn1(norm, None, None, rotary_emb, class_masks=class_masks)
+        attn_out, affinity = self.attn1(
+            norm, None, None, rotary_emb, class_masks=class_masks, share=share
+        )
         hidden_states = (hidden_states.float() + attn_out * gate).type_as(hidden_states)
 
         # 2. Text + CLIP-image cross-attention
@@ -228,10 +259,13 @@ class MultiTalkTransformerBlock(WanTransformerBlock):
         hidden_states = hidden_states + self.attn2(norm, encoder_hidden_states, None, None)
 
         # 3. Audio cross-attention, per latent frame, no gate (as in MultiTalk)
-        positions = token_positions(affinity) if affinity is not None else None
+        positions = None
+        if affinity is not None:
+            positions = token_positions(affinity, extrema=share.extrema if share else None)
         norm = self.norm_x(hidden_states.float()).type_as(hidden_states)
+        offset = share.offset if share else 0
         hidden_states = hidden_states + self.audio_cross_attn(
-            norm, audio_tokens, positions, audio_key_pos, binding
+            norm, audio_tokens, positions, audio_key_pos, binding, frame_tokens, offset
         )
 
         # 4. Feed-forward
@@ -260,6 +294,7 @@ class MultiTalkTransformer3DModel(WanTransformer3DModel):
         *WanTransformer3DModel._keep_in_fp32_modules,
         "norm_x",
     ]
+    sequence_parallel: SequenceParallel | None = None
 
     @register_to_config
     def __init__(
@@ -332,6 +367,11 @@ class MultiTalkTransformer3DModel(WanTransformer3DModel):
             audio_tokens,
         )
 
+    def enable_sequence_parallel(self, parallel: SequenceParallel) -> None:
+        """Run this rank's share of every forward's tokens (``parallel/sequence.py``); the
+        output is the whole sequence's, on every rank."""
+        self.sequence_parallel = parallel
+
     def forward(
         self,
         hidden_states: torch.Tensor,
@@ -363,9 +403,14 @@ class MultiTalkTransformer3DModel(WanTransformer3DModel):
         p_t, p_h, p_w = self.config.patch_size
         grid = (frames // p_t, height // p_h, width // p_w)
 
-        # 1. Patch & position embedding
+        # 1. Patch & position embedding (a share of the tokens under context parallelism)
         rotary_emb = self.rope(hidden_states)
         hidden_states = self.patch_embedding(hidden_states).flatten(2).transpose(1, 2).contiguous()
+        share = None
+        if self.sequence_parallel is not None:
+            share = self.sequence_parallel.share(hidden_states.shape[1])
+            hidden_states = share.split(hidden_states, dim=1)
+            rotary_emb = tuple(share.split(freqs, dim=1) for freqs in rotary_emb)
 
         # 2. Time, text and image conditions
         temb, timestep_proj, text_states, image_states = self.condition_embedder(
@@ -411,6 +456,8 @@ class MultiTalkTransformer3DModel(WanTransformer3DModel):
                 class_masks,
                 key_pos,
                 speaker_binding,
+                grid[1] * grid[2],
+                share,
             )
 
         # 6. Output norm, projection & unpatchify
@@ -419,6 +466,8 @@ class MultiTalkTransformer3DModel(WanTransformer3DModel):
             hidden_states
         )
         hidden_states = self.proj_out(hidden_states)
+        if share is not None:
+            hidden_states = share.gather(hidden_states, dim=1)
         hidden_states = hidden_states.reshape(batch, *grid, p_t, p_h, p_w, -1)
         output = (
             hidden_states.permute(0, 7, 1, 4, 2, 5, 3, 6).flatten(6, 7).flatten(4, 5).flatten(2, 3)

@@ -82,7 +82,11 @@ def main(argv: list[str] | None = None) -> int:
         control.cancel()
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    renderers = RendererCache(weights_dir=settings.weights_dir, device=settings.device)
+    renderers = RendererCache(
+        weights_dir=settings.weights_dir,
+        device=settings.device,
+        gpus=settings.gpus_per_container,
+    )
     outcome = run_job(
         request, renderers=renderers.get, settings=settings, control=control, call_id=args.call_id
     )

@@ -25,6 +25,11 @@ class Renderer(Protocol):
         checkpoint: Any = None,
     ) -> Any: ...
 
+    @property
+    def usable(self) -> bool: ...
+
+    def close(self) -> None: ...
+
 
 class RendererCache:
     """Loads each preset's renderer on first use; the model package is imported lazily so
@@ -33,6 +38,9 @@ class RendererCache:
     A 14B preset holds about 40 GB of weights on the GPU, so one is kept at a time: asking for
     another (``infinitetalk-14b-multi`` after ``infinitetalk-14b``) drops the first before it
     loads, slow but never out of memory. ``tiny`` presets are kept side by side.
+
+    With ``gpus`` > 1 each renderer splits its transformer across that many GPUs (one process
+    per GPU); a renderer whose GPU processes were lost is loaded again on the next job.
     """
 
     def __init__(
@@ -40,23 +48,27 @@ class RendererCache:
         *,
         weights_dir: Path | None = None,
         device: str | None = None,
+        gpus: int = 1,
         exclusive: Callable[[str], bool] = lambda preset: not preset.startswith("tiny"),
     ) -> None:
         self._weights_dir = weights_dir
         self._device = device
+        self._gpus = gpus
         self._exclusive = exclusive
         self._loaded: dict[str, Renderer] = {}
         self._lock = threading.Lock()
 
     def get(self, preset: str) -> Renderer:
         with self._lock:
+            if preset in self._loaded and not self._loaded[preset].usable:
+                self._drop([preset])  # a GPU rank was lost: load the group again
             if preset not in self._loaded:
                 from modal_service.multitalk import load_renderer
 
                 if self._exclusive(preset):
                     self._drop([name for name in self._loaded if self._exclusive(name)])
                 self._loaded[preset] = load_renderer(
-                    preset, weights_dir=self._weights_dir, device=self._device
+                    preset, weights_dir=self._weights_dir, device=self._device, gpus=self._gpus
                 )
             return self._loaded[preset]
 
@@ -68,7 +80,7 @@ class RendererCache:
         if not presets:
             return
         for name in presets:
-            del self._loaded[name]
+            self._loaded.pop(name).close()
         logger.info("renderers dropped to make room: %s", ", ".join(presets))
         import gc
 

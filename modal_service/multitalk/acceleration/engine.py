@@ -40,6 +40,38 @@ class JobAcceleration(BaseModel):
     graphs_compiled: int = Field(default=0, description="Graphs compiled during this render")
 
 
+def accelerate_transformer(
+    transformer: torch.nn.Module,
+    device: torch.device,
+    deployment: DeploymentAcceleration,
+    lora: FusedLora | None = None,
+    quantization: Any = None,
+) -> Applied:
+    """The deployment's settings applied to one transformer (each GPU rank's copy too)."""
+    backend = attention.choose_backend(deployment.attention_backend, device)
+    attention.apply_backend(transformer, backend)
+    fp8_layers = 0
+    if deployment.fp8 or quantization is not None:
+        if quantization is None:
+            fp8.check_fp8_support(device)
+            quantization = fp8.fp8_config()
+        if lora is not None:
+            lora.use(False)  # quantize the original weights, never fused ones
+        fp8_layers = fp8.quantize_blocks(transformer, quantization)
+        if lora is not None:
+            lora.requantize = lambda layer: fp8.quantize_layer(layer, quantization)
+    compiled = deployment.compiles_on(device.type)
+    if compiled:
+        compile_blocks(transformer)
+    return Applied(
+        attention_backend=backend,
+        compiled=compiled,
+        fp8_layers=fp8_layers,
+        lora=lora.name if lora else None,
+        lora_layers=lora.layers if lora else 0,
+    )
+
+
 class Accelerator:
     """Applies ``deployment`` to ``pipeline`` once, then a speed profile per render.
 
@@ -57,33 +89,12 @@ class Accelerator:
         self.pipeline = pipeline
         self.deployment = deployment
         self.lora = lora
-        transformer = pipeline.transformer
-        device = pipeline._execution_device
-        backend = attention.choose_backend(deployment.attention_backend, device)
-        attention.apply_backend(transformer, backend)
-        fp8_layers = 0
-        if deployment.fp8 or quantization is not None:
-            if quantization is None:
-                fp8.check_fp8_support(device)
-                quantization = fp8.fp8_config()
-            if lora is not None:
-                lora.use(False)  # quantize the original weights, never fused ones
-            fp8_layers = fp8.quantize_blocks(transformer, quantization)
-            if lora is not None:
-                lora.requantize = lambda layer: fp8.quantize_layer(layer, quantization)
+        self.applied = accelerate_transformer(
+            pipeline.transformer, pipeline._execution_device, deployment, lora, quantization
+        )
         if deployment.vae_tiling:
             pipeline.vae.enable_tiling()
-        compiled = deployment.compiles_on(device.type)
-        if compiled:
-            compile_blocks(transformer)
-        self.applied = Applied(
-            attention_backend=backend,
-            compiled=compiled,
-            fp8_layers=fp8_layers,
-            vae_tiling=deployment.vae_tiling,
-            lora=lora.name if lora else None,
-            lora_layers=lora.layers if lora else 0,
-        )
+            self.applied.vae_tiling = True
         logger.info("acceleration: %s", self.applied.model_dump())
 
     @property

@@ -23,6 +23,7 @@ from modal_service.video_rules import MAX_VIDEO_BYTES, MAX_VIDEO_S
 
 _S3_PREFIX = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/([A-Za-z0-9!_.*'()/=+,@-]*/)?")
 TENANT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+_ACCELERATABLE_BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 
 PublicModel = Literal["multitalk-14b", "infinitetalk", "tiny", "tiny-infinitetalk"]
 """The models a caller names in ``options.model`` and a deployment lists in ``allowed_models``.
@@ -135,6 +136,10 @@ class Settings(BaseModel):
     presign_put_expires_s: int = Field(default=3600, ge=60, le=7 * 86400)
     presign_min_expires_s: int = Field(default=120, ge=30, le=3600)
     """Refuse to sign when the signing credentials have less life left than this."""
+    s3_accelerated_buckets: list[str] = []
+    """Buckets with S3 Transfer Acceleration on (Terraform ``s3_transfer_acceleration``), comma
+    separated: the GPU side's URLs for their objects are signed for
+    ``<bucket>.s3-accelerate.amazonaws.com``; other buckets keep the regional endpoint."""
     max_audio_bytes: int = Field(default=100 * 1024 * 1024, gt=0, le=1024**3)
     max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0, le=200 * 1024**2)
     max_video_length_s: float = Field(default=600.0, gt=0, le=600)
@@ -156,7 +161,7 @@ class Settings(BaseModel):
     (a worker that died, or a final callback that never arrived)."""
     secrets_cache_ttl_s: int = Field(default=300, ge=0, le=86400)
 
-    @field_validator("jwt_algorithms", mode="before")
+    @field_validator("jwt_algorithms", "s3_accelerated_buckets", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _csv(value)
@@ -175,6 +180,19 @@ class Settings(BaseModel):
         if isinstance(value, str):
             return json.loads(value)
         return value
+
+    @field_validator("s3_accelerated_buckets")
+    @classmethod
+    def _acceleratable(cls, buckets: list[str]) -> list[str]:
+        # The accelerate endpoint is virtual-host only, and its wildcard certificate does not
+        # cover a dotted name (botocore refuses to sign one for it, too).
+        for bucket in buckets:
+            if not _ACCELERATABLE_BUCKET.fullmatch(bucket):
+                raise ValueError(
+                    f"{bucket!r} cannot use S3 Transfer Acceleration: it needs a bucket name of "
+                    "3-63 lower-case letters, digits and hyphens (no dots)"
+                )
+        return buckets
 
     @field_validator("jwt_algorithms")
     @classmethod

@@ -4,27 +4,29 @@ Handlers call :func:`get_services`; everything is created lazily on first use so
 pays only for what the invoked handler needs, and reused across invocations (JWKS and secret
 caches live here). Tests swap the whole graph with :func:`set_services`, e.g. to inject a
 webhook :class:`AddressPolicy` that admits their loopback receiver.
+
+boto3 itself is imported when the first client is made, not with this module: the API
+function's cold import and its public routes never load it.
 """
 
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cache, cached_property
 from typing import TYPE_CHECKING
-
-import boto3
-from botocore.config import Config
 
 from aws.lambda_proxy.config import Settings
 from aws.lambda_proxy.exceptions import ConfigurationError
 from aws.lambda_proxy.jobs.table import JobsTable
 from aws.lambda_proxy.storage.policy import TenantLocations
-from aws.lambda_proxy.storage.presign import Presigner
+from aws.lambda_proxy.storage.presign import Acceleration, Presigner
 
 if TYPE_CHECKING:
     import ssl
 
+    import boto3
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
     from botocore.client import BaseClient
+    from botocore.config import Config
 
     from aws.lambda_proxy.auth.verifier import TokenVerifier
     from aws.lambda_proxy.modal.client import ModalClient, ProxyToken
@@ -32,11 +34,21 @@ if TYPE_CHECKING:
     from aws.lambda_proxy.webhooks.address_policy import AddressPolicy
     from aws.lambda_proxy.webhooks.sender import WebhookSender
 
-_BOTO_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 3},
-    connect_timeout=3,
-    read_timeout=10,
-)
+
+@cache
+def _boto_config(*, s3: bool = False, accelerate: bool = False) -> Config:
+    """Every client's retries and timeouts. S3 signs SigV4 always (some regions and SDK paths
+    still presign SigV2 by default); ``accelerate`` goes through the accelerate endpoint."""
+    from botocore.config import Config
+
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10
+    )
+    if s3:
+        config = config.merge(Config(signature_version="s3v4"))
+    if accelerate:
+        config = config.merge(Config(s3={"use_accelerate_endpoint": True}))
+    return config
 
 
 class Services:
@@ -51,21 +63,31 @@ class Services:
         webhook_ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.settings = settings
-        self.session = session or boto3.session.Session()
+        if session is not None:
+            self.session = session
         self._webhook_policy = webhook_policy
         self._webhook_ssl_context = webhook_ssl_context
 
     # --- AWS clients -------------------------------------------------------------------------
 
+    @cached_property
+    def session(self) -> boto3.session.Session:
+        import boto3
+
+        return boto3.session.Session()
+
     def client(self, service: str) -> BaseClient:
-        return self.session.client(service, config=_BOTO_CONFIG)
+        return self.session.client(service, config=_boto_config())
 
     @cached_property
     def s3(self) -> BaseClient:
-        # SigV4 always: some regions/SDK paths still presign SigV2 by default.
-        return self.session.client(
-            "s3", config=_BOTO_CONFIG.merge(Config(signature_version="s3v4"))
-        )
+        return self.session.client("s3", config=_boto_config(s3=True))
+
+    @cached_property
+    def s3_accelerated(self) -> BaseClient:
+        """S3 through ``<bucket>.s3-accelerate.amazonaws.com``: signs URLs for the buckets in
+        ``s3_accelerated_buckets``."""
+        return self.session.client("s3", config=_boto_config(s3=True, accelerate=True))
 
     @cached_property
     def dynamodb(self) -> BaseClient:
@@ -106,6 +128,11 @@ class Services:
             get_expires_s=self.settings.presign_get_expires_s,
             put_expires_s=self.settings.presign_put_expires_s,
             min_expires_s=self.settings.presign_min_expires_s,
+            acceleration=(
+                Acceleration(self.s3_accelerated, frozenset(buckets))
+                if (buckets := self.settings.s3_accelerated_buckets)
+                else None
+            ),
         )
 
     @cached_property

@@ -3,6 +3,9 @@
 Authentication happened before routing (see :mod:`aws.lambda_proxy.handlers.api`); routes
 read the caller's :class:`TenantContext` from the resolver context and only ever touch that
 tenant's jobs: another tenant's job id answers 404, exactly like a missing one.
+
+A route imports what only it needs (submitting, cancelling, the quota counters) when it first
+runs: the function's cold import stays free of boto3 and of the submit path's dependencies.
 """
 
 from __future__ import annotations
@@ -22,19 +25,15 @@ from aws.lambda_proxy.api.models import (
 )
 from aws.lambda_proxy.auth.models import TenantContext
 from aws.lambda_proxy.exceptions import BadRequestError
-from aws.lambda_proxy.jobs.cancel import cancel_job
 from aws.lambda_proxy.jobs.exceptions import JobNotFoundError
 from aws.lambda_proxy.jobs.models import JobStatus, JobView
-from aws.lambda_proxy.jobs.submit import IDEMPOTENCY_KEY_PATTERN, submit_job
 from aws.lambda_proxy.services import get_services
-from aws.lambda_proxy.tenants.quota import usage_of
 from modal_service.contracts import JOB_ID_PATTERN
 
 router = Router()
 # OpenAPI documentation only: the handler enforces it before routing.
 BEARER = [{"bearer": []}]
 _JOB_ID = re.compile(JOB_ID_PATTERN)
-_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 def _tenant() -> TenantContext:
@@ -60,8 +59,10 @@ def _job_id(job_id: str) -> str:
     security=BEARER,
 )
 def generate_video(request: GenerateVideoRequest) -> Response[GenerateVideoResponse]:
+    from aws.lambda_proxy.jobs.submit import IDEMPOTENCY_KEY_PATTERN, submit_job
+
     key = router.current_event.headers.get("idempotency-key")
-    if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
+    if key is not None and not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, key):
         raise BadRequestError(
             "Idempotency-Key must be 8-128 characters of A-Z a-z 0-9 . _ : / -",
             code="idempotency_key_invalid",
@@ -106,6 +107,8 @@ def list_jobs(
 
 @router.delete("/jobs/<job_id>", summary="Cancel a job", tags=["jobs"], security=BEARER)
 def delete_job(job_id: str) -> JobView:
+    from aws.lambda_proxy.jobs.cancel import cancel_job
+
     job = cancel_job(get_services(), _job_id(job_id), _tenant().tenant_id)
     return JobView.of(job)
 
@@ -117,6 +120,8 @@ def delete_job(job_id: str) -> JobView:
     security=BEARER,
 )
 def get_usage() -> TenantUsage:
+    from aws.lambda_proxy.tenants.quota import usage_of
+
     tenant_id = _tenant().tenant_id
     limits, counters = usage_of(get_services(), tenant_id)
     return TenantUsage(tenant_id=tenant_id, limits=limits, **counters.model_dump())

@@ -43,3 +43,4 @@ module "core" {
   default_speed  = var.default_speed
   log_level      = var.log_level
 }
+  gpu_deployment = var.gpu_deployment

@@ -197,6 +197,9 @@ locals {
     JOB_DEADLINE_S               = tostring(var.limits.job_deadline_s)
     DEFAULT_SPEED                = var.default_speed
     POWERTOOLS_LOG_LEVEL         = var.log_level
+    GPU_KIND                     = var.gpu_deployment.kind
+    GPUS_PER_CONTAINER           = tostring(var.gpu_deployment.gpus_per_container)
+    WARM_CONTAINERS              = tostring(var.gpu_deployment.warm_containers)
     # Must match aws/lambda_proxy/observability.py: the failed-jobs alarm reads these metrics.
     POWERTOOLS_SERVICE_NAME      = local.metrics.service
     POWERTOOLS_METRICS_NAMESPACE = local.metrics.namespace

@@ -276,6 +276,43 @@ variable "default_speed" {
   }
 }
 
+variable "gpu_deployment" {
+  description = "The GPU side as the job estimates model it; must match the Modal deploy: kind = the first of MULTITALK_GPUS (H100, H200 or A100-80GB), gpus_per_container = MULTITALK_GPUS_PER_CONTAINER (1, 2, 4 or 8), warm_containers = MULTITALK_MIN_CONTAINERS."
+  type = object({
+    kind               = optional(string, "H100")
+    gpus_per_container = optional(number, 1)
+    warm_containers    = optional(number, 0)
+  })
+  default = {}
+
+  validation {
+    condition     = contains(["H100", "H200", "A100-80GB"], var.gpu_deployment.kind)
+    error_message = "gpu_deployment.kind must be H100, H200 or A100-80GB (the kinds the estimates have figures for)."
+  }
+
+  validation {
+    condition     = contains([1, 2, 4, 8], var.gpu_deployment.gpus_per_container)
+    error_message = "gpu_deployment.gpus_per_container must be 1, 2, 4 or 8 (a split of the 40 attention heads)."
+  }
+
+  validation {
+    condition     = var.gpu_deployment.warm_containers >= 0 && floor(var.gpu_deployment.warm_containers) == var.gpu_deployment.warm_containers
+    error_message = "gpu_deployment.warm_containers must be a whole number of at least 0."
+  }
+}
+
+variable "s3_accelerated_buckets" {
+  description = "Buckets with S3 Transfer Acceleration enabled: the Lambdas sign the GPU side's URLs for them through `<bucket>.s3-accelerate.amazonaws.com` (S3_ACCELERATED_BUCKETS)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    # The accelerate endpoint is virtual-host only; its wildcard certificate covers no dotted name.
+    condition     = alltrue([for b in var.s3_accelerated_buckets : can(regex("^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$", b))])
+    error_message = "S3 Transfer Acceleration needs bucket names of 3-63 lower-case letters, digits and hyphens (no dots)."
+  }
+}
+
 variable "log_level" {
   description = "Log level of the Lambda functions."
   type        = string

@@ -7,8 +7,9 @@ resolved for the Lambda runtime, not for this machine: CPython 3.12 wheels for m
 chosen architecture (``pip --platform --only-binary``), so a build anywhere yields what Lambda
 runs. The GPU side is not in it: of ``modal_service`` only the pure-pydantic ``contracts.py``
 and the standard-library ``sniff.py``, ``image_rules.py``, ``audio_rules.py`` and
-``video_rules.py`` go in. The zip is deterministic (sorted entries, fixed timestamps and
-modes), so Terraform's ``source_code_hash`` changes only when the content does.
+``video_rules.py`` go in, with the job estimates' data file. The zip is deterministic (sorted
+entries, fixed timestamps and modes), so Terraform's ``source_code_hash`` changes only when the
+content does.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ _CONTRACT_FILES = (
     "modal_service/audio_rules.py",
     "modal_service/video_rules.py",
 )
+# Data the proxy reads at run time: the job estimates' figures (scripts/bench/speed_model.py).
+_DATA_FILES = ("aws/lambda_proxy/jobs/speed_model.json",)
 _SKIPPED_PARTS = frozenset({"__pycache__", "node_modules", "tests"})
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -56,6 +59,7 @@ def source_files(root: Path = ROOT) -> list[tuple[Path, str]]:
         if not _SKIPPED_PARTS.intersection(path.relative_to(root).parts)
     ]
     files += [(root / name, name) for name in _CONTRACT_FILES]
+    files += [(root / name, name) for name in _DATA_FILES]
     return files
 
 

@@ -41,6 +41,6 @@ module "core" {
   limits         = var.limits
   allowed_models = var.allowed_models
   default_speed  = var.default_speed
+  gpu_deployment = var.gpu_deployment
   log_level      = var.log_level
 }
-  gpu_deployment = var.gpu_deployment

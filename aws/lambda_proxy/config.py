@@ -14,7 +14,14 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from aws.lambda_proxy.exceptions import ConfigurationError
 from aws.lambda_proxy.tenants.limits import TenantLimits
@@ -29,6 +36,9 @@ PublicModel = Literal["multitalk-14b", "infinitetalk", "tiny", "tiny-infinitetal
 """The models a caller names in ``options.model`` and a deployment lists in ``allowed_models``.
 The submit path turns each into a GPU preset (``infinitetalk`` becomes ``infinitetalk-14b``, or
 ``infinitetalk-14b-multi`` for two speakers); ``tiny*`` render noise, for tests."""
+GpuKind = Literal["H100", "H200", "A100-80GB"]
+"""GPU kinds the job estimates have figures for (Modal's names)."""
+GPUS_PER_CONTAINER = (1, 2, 4, 8)
 MODEL_ALIASES: dict[str, PublicModel] = {"infinitetalk-14b": "infinitetalk"}
 """Other names accepted for a public model (the GPU preset's name)."""
 
@@ -97,7 +107,6 @@ class Settings(BaseModel):
     """A batch item over its tenant's limits is sent to its queue again, delayed by what the
     refusal says but at most this: below the item task's heartbeat (SQS allows 900 s)."""
 
-
     # --- JWT --------------------------------------------------------------------------------
     jwt_issuer: str = Field(min_length=1)
     jwt_audience: str = Field(min_length=1)
@@ -161,6 +170,15 @@ class Settings(BaseModel):
     (a worker that died, or a final callback that never arrived)."""
     secrets_cache_ttl_s: int = Field(default=300, ge=0, le=86400)
 
+    # --- The GPU deployment, for job estimates (must match the Modal deploy's settings) ------
+    gpu_kind: GpuKind = "H100"
+    """The GPU the estimates assume: the first of the deploy's ``MULTITALK_GPUS``."""
+    gpus_per_container: int = 1
+    """``MULTITALK_GPUS_PER_CONTAINER``: the GPUs one clip's forward passes are split across."""
+    warm_containers: int = Field(default=0, ge=0, le=1000)
+    """``MULTITALK_MIN_CONTAINERS``: containers kept loaded, so a job that finds one free does
+    not wait for a cold start."""
+
     @field_validator("jwt_algorithms", "s3_accelerated_buckets", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
@@ -180,6 +198,15 @@ class Settings(BaseModel):
         if isinstance(value, str):
             return json.loads(value)
         return value
+
+    @field_validator("gpus_per_container")
+    @classmethod
+    def _split_the_heads(cls, count: int) -> int:
+        # The estimates' speed-ups are for Ulysses splits of the 40 heads that the benchmark
+        # arithmetic covers (scripts/bench/parallel_arithmetic.py).
+        if count not in GPUS_PER_CONTAINER:
+            raise ValueError(f"must be one of {GPUS_PER_CONTAINER}")
+        return count
 
     @field_validator("s3_accelerated_buckets")
     @classmethod
@@ -201,6 +228,15 @@ class Settings(BaseModel):
         if refused:
             raise ValueError(f"only RS256 and ES256 are allowed, not {sorted(refused)}")
         return algorithms
+
+    @model_validator(mode="after")
+    def _warm_within_the_slots(self) -> Settings:
+        if self.warm_containers > self.gpu_slots:
+            raise ValueError(
+                f"warm_containers ({self.warm_containers}) is more than gpu_slots "
+                f"({self.gpu_slots}): MULTITALK_MIN_CONTAINERS above MULTITALK_MAX_GPU_CONTAINERS"
+            )
+        return self
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -21,8 +21,8 @@ convention (``results/parallel_arithmetic.json``). Where the figures come from:
 
 * peak dense bf16: NVIDIA's H100/H200 SXM datasheet, 989 TFLOP/s (the MFU denominator
   ``gpu_render.py`` uses); A100 SXM 312 TFLOP/s (A100 datasheet);
-* MFU 0.40: the planning figure of the job estimates (``aws/lambda_proxy/jobs/estimate.py``), an
-  assumption until ``gpu_render.py`` measures one;
+* MFU 0.40: assumed (the job estimates' planning figure since the GPU-speed work), until
+  ``gpu_render.py`` measures one;
 * NVLink: 900 GB/s per H100/H200 SXM GPU in both directions together (NVIDIA datasheet;
   ``../shared/research/gpu-serving.md`` has no link figure), so 450 GB/s each way; A100 SXM
   600 GB/s, 300 each way. Only a share is reached: NVIDIA/nccl#1264 reports 380 of 450 GB/s one

@@ -143,6 +143,29 @@ run "rejects_unknown_default_speed" {
   expect_failures = [var.default_speed]
 }
 
+run "gpu_deployment_reaches_the_functions" {
+  command = plan
+
+  variables {
+    gpu_deployment = { kind = "A100-80GB", gpus_per_container = 4, warm_containers = 1 }
+  }
+
+  assert {
+    condition     = aws_lambda_function.this["api"].environment[0].variables.GPU_KIND == "A100-80GB" && aws_lambda_function.this["api"].environment[0].variables.GPUS_PER_CONTAINER == "4" && aws_lambda_function.this["api"].environment[0].variables.WARM_CONTAINERS == "1"
+    error_message = "gpu_deployment is passed to the functions for the job estimates"
+  }
+}
+
+run "rejects_an_unknown_gpu_kind" {
+  command = plan
+
+  variables {
+    gpu_deployment = { kind = "H100:8" }
+  }
+
+  expect_failures = [var.gpu_deployment]
+}
+
 run "existing_bucket_and_key" {
   variables {
     create_data_bucket = false

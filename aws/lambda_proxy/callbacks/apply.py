@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict
 
 from aws.lambda_proxy.idempotency import make_idempotent
+from aws.lambda_proxy.jobs.estimate import revised_estimate
 from aws.lambda_proxy.jobs.models import JobFailure, JobStatus, Progress
 from aws.lambda_proxy.jobs.settle import send_heartbeat, settle_job, settle_succeeded
 from aws.lambda_proxy.observability import logger
@@ -83,7 +84,10 @@ def apply_event(services: Services, job_id: str, body: dict[str, Any]) -> dict[s
             total=event.total,
             remaining_s=event.remaining_s,
         )
-        applied = jobs.update_progress(job_id, progress)
+        estimate = None
+        if event.remaining_s is not None:
+            estimate = revised_estimate(jobs.get(job_id).created_at, event.remaining_s)
+        applied = jobs.update_progress(job_id, progress, estimated_time_s=estimate)
         if applied:
             send_heartbeat(services, jobs.get(job_id))
     elif isinstance(event, JobSucceeded):

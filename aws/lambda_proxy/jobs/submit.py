@@ -40,7 +40,6 @@ called, so an early callback always finds its job.
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -64,6 +63,7 @@ from aws.lambda_proxy.exceptions import (
     UpstreamError,
 )
 from aws.lambda_proxy.idempotency import make_idempotent
+from aws.lambda_proxy.jobs.estimate import estimate_at_submit
 from aws.lambda_proxy.jobs.exceptions import SubmitError
 from aws.lambda_proxy.jobs.models import (
     BatchItem,
@@ -89,7 +89,6 @@ from modal_service.contracts import (
     JobInputs,
     JobOutput,
     PresetName,
-    SpeedProfile,
 )
 
 if TYPE_CHECKING:
@@ -329,7 +328,7 @@ def _prepare(services: Services, submission: Submission) -> JobRecord:
         params=params,
         webhook_url=options.webhook_url,
         callback_secret=new_callback_secret(),
-        estimated_time_s=estimate_seconds(params),
+        estimated_time_s=estimate_at_submit(services, params),
         task_token=submission.task_token,
         batch_item=submission.batch_item,
         expires_at=int((now + timedelta(days=settings.job_ttl_days)).timestamp()),
@@ -386,72 +385,3 @@ def _dispatch(services: Services, job: JobRecord) -> str:
         deadline=datetime.fromisoformat(job.deadline),
     )
     return services.modal.create_job(request).call_id
-
-
-# Render-time figures for the 14B presets, derived, NOT measured on a GPU (none was lent to this
-# work). The Lambda cannot import torch, so modal_service/multitalk/flops.py is not imported
-# here: its counts are copied. One transformer forward over an 81-frame clip costs 1,825.1 TFLOP
-# at 480p (480x832, scripts/bench/results/flops.json) and 6,860.0 TFLOP at 720p (counted with
-# flops.forward_flops(height=960, width=960) for this estimate; every 720p bucket holds about
-# 960^2 pixels, and attention makes 2.3x the pixels cost 3.8x). MultiTalk and InfiniteTalk run
-# the same transformer on the same 81 frames; they differ in how many frames a later clip
-# repeats (streaming.py): MultiTalk's 25 motion frames leave 56 new ones (2.24 s at 25 fps),
-# InfiniteTalk's 9 leave 72 (2.88 s), so a long InfiniteTalk video needs 22 % fewer clips. A
-# video shorter than one clip still renders a whole clip, so clips are counted as the renderer
-# counts them, not per second.
-# Assumed throughput: 40 % MFU of 989 TFLOP/s dense bf16 (one H100/H200) = 395.6 TFLOP/s, so
-# one forward pass over a clip takes
-#   480p: 1,825.1 / 395.6 = 4.61 s        720p: 6,860.0 / 395.6 = 17.3 s
-# and a profile multiplies that by its passes (steps x passes per step):
-#   quality  40 x 3   = 120 passes: 480p 554 s, 720p 2,081 s per clip
-#   balanced 40 x 1.5 =  60 (step caching skips about half the passes): 277 s, 1,040 s
-#   turbo     4 x 1   =   4 (a distillation LoRA): 18 s, 69 s
-# (turbo on a deployment without the LoRA runs 10 x 2 = 20 passes, 5x this estimate).
-# Left out: the VAE, the text/image/audio encoders, decoding a source video and MP4 encoding;
-# small next to 120 passes, not next to 4, so turbo's figure is the least complete.
-_FORWARD_TFLOP_PER_CLIP = {"480p": 1825.1, "720p": 6860.0}
-_SUSTAINED_TFLOP_PER_S = 0.40 * 989.0
-_FORWARD_S_PER_CLIP = {
-    resolution: tflop / _SUSTAINED_TFLOP_PER_S
-    for resolution, tflop in _FORWARD_TFLOP_PER_CLIP.items()
-}
-_FPS = 25
-_CLIP_FRAMES = 81
-_MOTION_FRAMES: dict[PresetName, int] = {
-    # preset: frames a later clip repeats from the one before (modal_service/multitalk/presets.py)
-    "multitalk-14b": 25,
-    "infinitetalk-14b": 9,
-    "infinitetalk-14b-multi": 9,
-}
-_PROFILE_PASSES: dict[SpeedProfile, tuple[int, float]] = {
-    # profile: (sampling steps, transformer passes per step)
-    "quality": (40, 3.0),
-    "balanced": (40, 1.5),
-    "turbo": (4, 1.0),
-}
-_START_S = 90
-"""Container start and loading the weights from the Volume (an allowance, not measured)."""
-
-
-def _clip_count(params: GenerationParams) -> int:
-    """Clips a 14B preset renders for ``max_duration_s`` of video: one for the first 81 frames,
-    then one per ``81 - motion frames`` new frames or part of them (``StreamingStrategy``)."""
-    frames = math.ceil(params.max_duration_s * _FPS)
-    stride = _CLIP_FRAMES - _MOTION_FRAMES[params.model]
-    return 1 + max(0, math.ceil((frames - _CLIP_FRAMES) / stride))
-
-
-def estimate_seconds(params: GenerationParams) -> int:
-    """Wall-clock seconds from dispatch to the video: start-up plus the transformer's compute for
-    the clips of ``max_duration_s`` of video, in the job's preset and profile (``sample_steps``
-    replaces its steps).
-
-    The tiny presets render in seconds on a CPU.
-    """
-    if params.model in ("tiny", "tiny-infinitetalk"):
-        return 10 + math.ceil(params.max_duration_s)
-    steps, passes_per_step = _PROFILE_PASSES[params.speed]
-    if params.sample_steps is not None:
-        steps = params.sample_steps
-    per_clip_s = _FORWARD_S_PER_CLIP[params.resolution] * steps * passes_per_step
-    return _START_S + math.ceil(per_clip_s * _clip_count(params))

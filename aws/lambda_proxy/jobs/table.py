@@ -201,6 +201,23 @@ class JobsTable:
                 break
         return found[:limit]
 
+    def unsettled(self, *, limit: int) -> list[tuple[str, int]]:
+        """``(created_at, estimated_time_s)`` of up to ``limit`` unsettled jobs, earliest
+        deadline first: one query page of the sparse ``active`` index (the job estimates'
+        queue), never a scan."""
+        answer = self._client.query(
+            TableName=self._table,
+            IndexName=self._active_index,
+            KeyConditionExpression="active = :one",
+            ExpressionAttributeValues={":one": {"S": "1"}},
+            ProjectionExpression="created_at, estimated_time_s",
+            Limit=limit,
+        )
+        return [
+            (item["created_at"]["S"], int(item["estimated_time_s"]["N"]))
+            for item in answer.get("Items", [])
+        ]
+
     # --- writes ----------------------------------------------------------------------------
 
     def create(self, job: JobRecord) -> None:
@@ -227,17 +244,24 @@ class JobsTable:
             values[":call"] = {"S": call_id}
         return self._update(job_id, expression, values)
 
-    def update_progress(self, job_id: str, progress: Progress) -> bool:
-        """Apply progress unless a later (higher) percentage already arrived."""
-        return self._update(
-            job_id,
+    def update_progress(
+        self, job_id: str, progress: Progress, *, estimated_time_s: int | None = None
+    ) -> bool:
+        """Apply progress unless a later (higher) percentage already arrived; the revised
+        estimate, if any, under the same guard (a stale event changes neither)."""
+        expression = (
             "SET #status = :processing, progress = :progress, progress_percent = :percent, "
-            "updated_at = :now, started_at = if_not_exists(started_at, :now)",
-            {
-                ":progress": {"S": progress.model_dump_json()},
-                ":percent": {"N": str(progress.percent)},
-            },
-            extra_condition="progress_percent <= :percent",
+            "updated_at = :now, started_at = if_not_exists(started_at, :now)"
+        )
+        values = {
+            ":progress": {"S": progress.model_dump_json()},
+            ":percent": {"N": str(progress.percent)},
+        }
+        if estimated_time_s is not None:
+            expression += ", estimated_time_s = :estimate"
+            values[":estimate"] = {"N": str(estimated_time_s)}
+        return self._update(
+            job_id, expression, values, extra_condition="progress_percent <= :percent"
         )
 
     def settle(

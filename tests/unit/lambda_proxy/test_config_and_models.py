@@ -1,9 +1,8 @@
-"""Configuration from the environment, job ids, public request models, estimates."""
+"""Configuration from the environment, job ids, public request models."""
 
 from __future__ import annotations
 
 import json
-import math
 import re
 import time
 
@@ -14,7 +13,7 @@ from aws.lambda_proxy.api.models import GenerateVideoRequest, OptionsSpec
 from aws.lambda_proxy.config import ENV_VARS, PublicModel, Settings
 from aws.lambda_proxy.exceptions import ConfigurationError
 from aws.lambda_proxy.jobs.models import new_job_id
-from aws.lambda_proxy.jobs.submit import estimate_seconds, gpu_preset
+from aws.lambda_proxy.jobs.submit import gpu_preset
 from modal_service.contracts import JOB_ID_PATTERN, GenerationParams, SpeedProfile
 
 REQUIRED = {
@@ -147,65 +146,6 @@ def test_turbo_mode_contradicting_speed_is_a_coded_error(speed: str) -> None:
     (only,) = error.value.errors()
     assert only["type"] == "speed_conflict"
     assert f"contradicts speed={speed}" in only["msg"]
-
-
-def _estimate(**params: object) -> int:
-    return estimate_seconds(GenerationParams.model_validate(params))
-
-
-def test_estimates_grow_with_length_and_resolution() -> None:
-    assert _estimate(max_duration_s=5) < _estimate(max_duration_s=15)
-    for speed in ("quality", "balanced", "turbo"):
-        assert _estimate(speed=speed, resolution="480p") < _estimate(speed=speed, resolution="720p")
-
-
-@pytest.mark.parametrize("resolution", ["480p", "720p"])
-def test_estimates_order_the_profiles(resolution: str) -> None:
-    seconds = {
-        speed: _estimate(speed=speed, resolution=resolution, max_duration_s=15)
-        for speed in ("quality", "balanced", "turbo")
-    }
-    assert seconds["turbo"] < seconds["balanced"] < seconds["quality"]
-
-
-def test_estimates_follow_the_flop_arithmetic() -> None:
-    # 15 s of 480p is 375 frames: MultiTalk's first clip makes 81, each later one 56 more, so
-    # 7 clips; 120 passes x 1,825.1 TFLOP / (0.4 x 989 TFLOP/s) = 553.6 s a clip, plus the 90 s
-    # start-up allowance.
-    assert _estimate(max_duration_s=15) == 90 + 3876
-    # turbo's 4 passes are 1/30 of quality's 120
-    assert _estimate(max_duration_s=15, speed="turbo") == 90 + 130
-    # InfiniteTalk's later clips make 72 new frames: 6 clips
-    assert _estimate(max_duration_s=15, model="infinitetalk-14b") == 90 + 3322
-
-
-@pytest.mark.parametrize("model", ["multitalk-14b", "infinitetalk-14b", "infinitetalk-14b-multi"])
-def test_a_short_video_costs_a_whole_clip(model: str) -> None:
-    one_clip = _estimate(model=model, max_duration_s=81 / 25)
-    assert _estimate(model=model, max_duration_s=1) == one_clip
-    assert _estimate(model=model, max_duration_s=3.3) > one_clip
-
-
-def test_infinitetalk_needs_fewer_clips_for_long_videos() -> None:
-    ten_minutes = {
-        model: _estimate(model=model, max_duration_s=600)
-        for model in ("multitalk-14b", "infinitetalk-14b", "infinitetalk-14b-multi")
-    }
-    # 15,000 frames: 1 + ceil(14,919 / 56) = 268 clips against 1 + ceil(14,919 / 72) = 209
-    assert ten_minutes["multitalk-14b"] == 90 + math.ceil(268 * 120 * 1825.1 / (0.4 * 989))
-    assert ten_minutes["infinitetalk-14b"] == 90 + math.ceil(209 * 120 * 1825.1 / (0.4 * 989))
-    assert ten_minutes["infinitetalk-14b-multi"] == ten_minutes["infinitetalk-14b"]
-
-
-def test_sample_steps_replace_the_profiles_steps() -> None:
-    assert _estimate(speed="quality", sample_steps=4) < _estimate(speed="quality")
-    assert _estimate(speed="turbo", sample_steps=8) > _estimate(speed="turbo")
-
-
-@pytest.mark.parametrize("model", ["tiny", "tiny-infinitetalk"])
-def test_tiny_estimates_stay_seconds(model: str) -> None:
-    for speed in ("quality", "turbo"):
-        assert _estimate(model=model, speed=speed, resolution="720p", max_duration_s=5) == 15
 
 
 @pytest.mark.parametrize(

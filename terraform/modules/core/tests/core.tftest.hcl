@@ -257,6 +257,62 @@ run "rejects_unknown_default_speed" {
   expect_failures = [var.default_speed]
 }
 
+run "gpu_deployment_defaults_to_one_cold_h100_a_container" {
+  command = plan
+
+  assert {
+    condition     = output.lambda_environment.api.GPU_KIND == "H100" && output.lambda_environment.api.GPUS_PER_CONTAINER == "1" && output.lambda_environment.api.WARM_CONTAINERS == "0"
+    error_message = "the estimates assume the Modal deploy's defaults: H100, one GPU a container, none kept warm"
+  }
+}
+
+run "gpu_deployment_reaches_the_submitting_functions" {
+  command = plan
+
+  variables {
+    gpu_deployment = { kind = "H200", gpus_per_container = 8, warm_containers = 2 }
+  }
+
+  assert {
+    condition = alltrue([for f in ["api", "batch_submit"] : (
+      output.lambda_environment[f].GPU_KIND == "H200" &&
+      output.lambda_environment[f].GPUS_PER_CONTAINER == "8" &&
+      output.lambda_environment[f].WARM_CONTAINERS == "2"
+    )])
+    error_message = "gpu_deployment becomes GPU_KIND, GPUS_PER_CONTAINER and WARM_CONTAINERS of the functions that estimate"
+  }
+}
+
+run "rejects_a_gpu_kind_the_estimates_have_no_figures_for" {
+  command = plan
+
+  variables {
+    gpu_deployment = { kind = "L4" }
+  }
+
+  expect_failures = [var.gpu_deployment]
+}
+
+run "rejects_gpus_per_container_that_do_not_split_the_heads" {
+  command = plan
+
+  variables {
+    gpu_deployment = { gpus_per_container = 3 }
+  }
+
+  expect_failures = [var.gpu_deployment]
+}
+
+run "rejects_a_fraction_of_a_warm_container" {
+  command = plan
+
+  variables {
+    gpu_deployment = { warm_containers = 1.5 }
+  }
+
+  expect_failures = [var.gpu_deployment]
+}
+
 run "allowed_models_and_video_limits_reach_the_submitting_functions" {
   command = plan
 

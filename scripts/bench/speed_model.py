@@ -1,0 +1,151 @@
+"""The job estimates' figures, made from the benchmark results into a file the Lambda ships.
+
+    python -m scripts.bench.speed_model [--check]
+
+Writes ``aws/lambda_proxy/jobs/speed_model.json`` (read by ``aws/lambda_proxy/jobs/estimate.py``)
+from the committed results in ``scripts/bench/results/``; ``--check`` only compares. Every figure
+says where it comes from:
+
+* ``measured``: seconds per transformer pass from a ``gpu_render*.json`` run of a 14B preset on
+  that GPU kind (the mean computed forward of its quality clip over the CFG passes batched in it;
+  the ``compiled`` variant, a deployment's default on CUDA, else ``eager``);
+* ``projected``: the pass's FLOPs (``parallel_arithmetic.json``, counted on the meta device) over
+  the GPU's datasheet peak at the assumed MFU, and the multi-GPU speed-ups of
+  ``parallel_arithmetic.py``. No GPU has run the benchmark yet, so today every figure is this.
+
+Passes per step come from ``flops.json`` (balanced computes 19 of its 40 steps). The container
+start is an allowance (starting a container and loading about 80 GB of weights from the Volume),
+not measured. ``tests/unit/bench/test_speed_model.py`` checks that the committed file is what
+this makes from the committed results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+from scripts.bench.parallel_arithmetic import GPU_COUNTS
+from scripts.bench.results import RESULTS_DIR
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA_FILE = ROOT / "aws" / "lambda_proxy" / "jobs" / "speed_model.json"
+COMMAND = "python -m scripts.bench.speed_model"
+
+PROFILE_STEPS = {"quality": 40, "balanced": 40, "turbo": 4}
+"""The 14B preset's ``sample_steps`` and ``turbo_steps_with_lora`` (presets.py; a test checks)."""
+PROFILE_FLOPS_MODE = {"quality": "quality", "balanced": "balanced", "turbo": "turbo_lora"}
+START_ALLOWANCE_S = 90
+MEASURED_VARIANTS = ("compiled", "eager")
+DEVICE_KINDS = {"H200": "H200", "H100": "H100", "A100": "A100-80GB"}
+"""A substring of the benchmark's device name -> Modal's GPU name."""
+PRESETS_14B = ("multitalk-14b", "infinitetalk-14b", "infinitetalk-14b-multi")
+
+
+def _read(results: Path, name: str) -> dict[str, Any]:
+    return json.loads((results / name).read_text())
+
+
+def _figure(value: float, source: str, basis: str) -> dict[str, Any]:
+    return {"value": round(value, 4), "source": source, "basis": basis}
+
+
+def measured_pass_s(results: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """(GPU kind, resolution) -> a measured figure, from every full-size GPU render benchmark."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for path in sorted(results.glob("gpu_render*.json")):
+        figures = json.loads(path.read_text())["figures"]
+        kind = next((k for part, k in DEVICE_KINDS.items() if part in figures["device"]), None)
+        if kind is None or figures["preset"] not in PRESETS_14B:
+            continue  # the CPU smoke run, or a GPU no deployment names
+        for resolution in ("480p", "720p"):
+            for variant in MEASURED_VARIANTS:
+                run = figures["runs"].get(f"{resolution}/{variant}/quality")
+                if run and run["computed_forward_s"]:
+                    seconds = statistics.mean(run["computed_forward_s"]) / run["guidance_passes"]
+                    basis = f"{path.name}: {figures['device']}, {variant}, quality clip"
+                    found[(kind, resolution)] = _figure(seconds, "measured", basis)
+                    break
+    return found
+
+
+def build(results: Path = RESULTS_DIR) -> dict[str, Any]:
+    """The speed model from the result files in ``results``."""
+    arithmetic = _read(results, "parallel_arithmetic.json")
+    flops = _read(results, "flops.json")["figures"]
+    assumptions = arithmetic["figures"]["assumptions"]
+    per_sample = arithmetic["figures"]["forward_tflops_per_sample"]
+    estimates = arithmetic["figures"]["estimates"]
+    measured = measured_pass_s(results)
+    mfu = assumptions["mfu"]
+    gpus: dict[str, Any] = {}
+    for kind, sheet in assumptions["gpu_kinds"].items():
+        pass_s, speedup = {}, {}
+        for resolution in ("480p", "720p"):
+            tflops = per_sample[f"{resolution}/1_speaker"]
+            pass_s[resolution] = measured.get((kind, resolution)) or _figure(
+                tflops / (sheet["peak_tflops"] * mfu),
+                "projected",
+                f"{tflops} TFLOP at {mfu:.0%} MFU of {sheet['peak_tflops']:g} TFLOP/s",
+            )
+            speedup[resolution] = {
+                profile: {
+                    str(count): _figure(
+                        estimates[f"{kind}/{resolution}/{profile}/1_speaker/{count}_gpu"][
+                            "speedup"
+                        ],
+                        "projected",
+                        "parallel_arithmetic.json",
+                    )
+                    for count in GPU_COUNTS
+                }
+                for profile in PROFILE_STEPS
+            }
+        gpus[kind] = {"pass_s": pass_s, "speedup": speedup}
+    return {
+        "generated_by": COMMAND,
+        "sources": sorted(
+            ["flops.json", "parallel_arithmetic.json"]
+            + [path.name for path in results.glob("gpu_render*.json")]
+        ),
+        "profiles": {
+            profile: {
+                "steps": steps,
+                "passes_per_step": flops[f"{PROFILE_FLOPS_MODE[profile]}/1_speaker"]["passes"]
+                / steps,
+            }
+            for profile, steps in PROFILE_STEPS.items()
+        },
+        "start_s": _figure(
+            START_ALLOWANCE_S,
+            "projected",
+            "allowance: a container start and ~80 GB of weights from the Volume, not measured",
+        ),
+        "gpus": gpus,
+    }
+
+
+def render(model: dict[str, Any]) -> str:
+    return json.dumps(model, indent=2, sort_keys=True) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="compare, write nothing")
+    args = parser.parse_args(argv)
+    text = render(build())
+    if args.check:
+        if DATA_FILE.read_text() != text:
+            print(f"{DATA_FILE} is stale: run {COMMAND}")
+            return 1
+        return 0
+    DATA_FILE.write_text(text)
+    print(f"wrote {DATA_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

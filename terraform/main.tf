@@ -32,6 +32,9 @@ module "core" {
   results_prefix   = var.data_bucket_lifecycle.batch_results_prefix
   temporary_prefix = var.data_bucket_lifecycle.temporary_prefix
 
+  # From the resource, so the functions sign accelerate URLs only once acceleration is on.
+  s3_accelerated_buckets = aws_s3_bucket_accelerate_configuration.data[*].bucket
+
   state_machine_template_path = var.state_machine_template_path
   batch                       = var.batch
 

@@ -131,3 +131,23 @@ resource "aws_s3_bucket_logging" "data" {
   target_bucket = var.access_log_bucket
   target_prefix = "s3/${local.data_bucket_name}/"
 }
+
+# The GPU side's transfers go through the edge nearest to it (var.s3_transfer_acceleration).
+resource "aws_s3_bucket_accelerate_configuration" "data" {
+  count = var.s3_transfer_acceleration ? 1 : 0
+
+  bucket = one(aws_s3_bucket.data[*].bucket)
+  status = "Enabled"
+
+  lifecycle {
+    precondition {
+      condition     = var.create_data_bucket
+      error_message = "s3_transfer_acceleration applies to the data bucket this module creates (create_data_bucket = true); an existing bucket is referenced, never managed."
+    }
+
+    precondition {
+      condition     = !strcontains(local.data_bucket_name, ".")
+      error_message = "S3 Transfer Acceleration cannot serve a bucket name with dots (its endpoint is virtual-host only): choose a data_bucket_name without them."
+    }
+  }
+}

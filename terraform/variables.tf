@@ -142,6 +142,18 @@ variable "access_log_bucket" {
   default     = null
 }
 
+variable "s3_transfer_acceleration" {
+  description = <<-EOT
+    Enable S3 Transfer Acceleration on the data bucket this module creates, and have the Lambdas
+    pre-sign the GPU side's GET and PUT URLs for it through `<bucket>.s3-accelerate.amazonaws.com`
+    (the bytes then enter AWS at the edge nearest to the GPU). Billed per GB transferred, on top of
+    S3's own transfer prices, and only where AWS judges the accelerated transfer faster. Needs
+    create_data_bucket and a bucket name without dots; tenants' own buckets stay regional.
+  EOT
+  type        = bool
+  default     = false
+}
+
 variable "create_kms_key" {
   description = "Create a customer managed KMS key (rotated yearly) for tables, queues, secrets, logs and the bucket."
   type        = bool

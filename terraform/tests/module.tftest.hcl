@@ -226,3 +226,51 @@ run "lambda_only_authentication" {
     error_message = "without the native authorizer the Lambda's own check is the gate"
   }
 }
+
+run "transfer_acceleration_is_off_by_default" {
+  command = plan
+
+  assert {
+    condition     = length(aws_s3_bucket_accelerate_configuration.data) == 0 && alltrue([for f in aws_lambda_function.this : f.environment[0].variables.S3_ACCELERATED_BUCKETS == ""])
+    error_message = "no bucket is accelerated, and no URL signed for the accelerate endpoint, unless asked"
+  }
+}
+
+run "transfer_acceleration" {
+  variables {
+    s3_transfer_acceleration = true
+  }
+
+  assert {
+    condition     = aws_s3_bucket_accelerate_configuration.data[0].bucket == "mt-mock-123456789012-data" && aws_s3_bucket_accelerate_configuration.data[0].status == "Enabled"
+    error_message = "the created data bucket is accelerated"
+  }
+
+  assert {
+    condition     = alltrue([for f in aws_lambda_function.this : f.environment[0].variables.S3_ACCELERATED_BUCKETS == "mt-mock-123456789012-data"])
+    error_message = "every function signs the data bucket's URLs through the accelerate endpoint"
+  }
+}
+
+run "transfer_acceleration_refuses_a_dotted_bucket" {
+  command = plan
+
+  variables {
+    s3_transfer_acceleration = true
+    data_bucket_name         = "media.example.com"
+  }
+
+  expect_failures = [aws_s3_bucket_accelerate_configuration.data]
+}
+
+run "transfer_acceleration_needs_a_bucket_it_manages" {
+  command = plan
+
+  variables {
+    s3_transfer_acceleration = true
+    create_data_bucket       = false
+    data_bucket_name         = "existing-media"
+  }
+
+  expect_failures = [aws_s3_bucket_accelerate_configuration.data]
+}

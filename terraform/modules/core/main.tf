@@ -188,6 +188,7 @@ locals {
     CALLBACK_BASE_URL            = trimsuffix(var.api_endpoint, "/")
     PRESIGN_GET_EXPIRES_S        = tostring(var.limits.presign_get_expires_s)
     PRESIGN_PUT_EXPIRES_S        = tostring(var.limits.presign_put_expires_s)
+    S3_ACCELERATED_BUCKETS       = join(",", var.s3_accelerated_buckets)
     MAX_AUDIO_BYTES              = tostring(var.limits.max_audio_bytes)
     MAX_IMAGE_BYTES              = tostring(var.limits.max_image_bytes)
     MAX_VIDEO_LENGTH_S           = tostring(var.limits.max_video_length_s)

@@ -429,3 +429,36 @@ run "environment_over_4kb_is_refused" {
 
   expect_failures = [output.lambda_environment]
 }
+
+run "no_bucket_is_accelerated_by_default" {
+  command = plan
+
+  assert {
+    condition     = alltrue([for env in values(output.lambda_environment) : env.S3_ACCELERATED_BUCKETS == ""])
+    error_message = "without acceleration every URL is signed for the regional endpoint"
+  }
+}
+
+run "accelerated_buckets_reach_every_function" {
+  command = plan
+
+  variables {
+    s3_accelerated_buckets = ["mt-test-data"]
+  }
+
+  assert {
+    # Every function pre-signs (api, callbacks' URL refresh, batch_submit, the reconciler's retries).
+    condition     = alltrue([for env in values(output.lambda_environment) : env.S3_ACCELERATED_BUCKETS == "mt-test-data"])
+    error_message = "S3_ACCELERATED_BUCKETS names the accelerated buckets"
+  }
+}
+
+run "rejects_acceleration_of_a_dotted_bucket" {
+  command = plan
+
+  variables {
+    s3_accelerated_buckets = ["media.example.com"]
+  }
+
+  expect_failures = [var.s3_accelerated_buckets]
+}

@@ -80,23 +80,14 @@ def test_gpu_list_and_limits_come_from_the_environment(tmp_path: Path) -> None:
         "print(a.GPUS, a.MAX_GPU_CONTAINERS, a.JOB_TIMEOUT_MINUTES, a.APP_NAME)"
     )
     env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(tmp_path),
         "MULTITALK_GPUS": "H200, H100",
         "MULTITALK_MAX_GPU_CONTAINERS": "2",
         "MULTITALK_JOB_TIMEOUT_MINUTES": "90",
         "MODAL_SERVICE_APP_NAME": "multitalk-video-staging",
     }
-    out = subprocess.run(
-        [sys.executable, "-c", probe],
-        check=True,
-        cwd=REPO_ROOT,
-        env=env,
-        timeout=120,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    assert out == "['H200', 'H100'] 2 90 multitalk-video-staging"
+    deployed = _deploy(tmp_path, env, probe)
+    assert deployed.returncode == 0, deployed.stderr
+    assert deployed.stdout.strip() == "['H200', 'H100'] 2 90 multitalk-video-staging"
 
 
 _WORKER_FIELDS = (
@@ -121,13 +112,16 @@ print(json.dumps({{
 """
 
 
-def _deploy(tmp_path: Path, deploy_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Import the app in a fresh interpreter as ``modal deploy`` would, with ``deploy_env``."""
+def _deploy(
+    tmp_path: Path, deploy_env: dict[str, str], probe: str = _PROBE
+) -> subprocess.CompletedProcess[str]:
+    """Run ``probe``, which imports the app, in a fresh interpreter as ``modal deploy`` (or a
+    container) would, with only ``deploy_env`` set."""
     return subprocess.run(
-        [sys.executable, "-c", _PROBE],
+        [sys.executable, "-c", probe],
         cwd=REPO_ROOT,
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **deploy_env},
-        timeout=120,
+        timeout=300,
         capture_output=True,
         text=True,
     )
@@ -237,7 +231,9 @@ print(json.dumps(loaded))
 
 
 @pytest.mark.parametrize(
-    ("snapshot", "before_snapshot"), [("off", []), ("on", ["tiny"])], ids=["cpu", "gpu"]
+    ("snapshot", "before_snapshot"),
+    [("off", []), ("on", ["tiny"])],
+    ids=["cpu-snapshot-only", "gpu-snapshot"],
 )
 def test_the_weights_load_before_the_snapshot_only_with_the_gpu_snapshot(
     tmp_path: Path, snapshot: str, before_snapshot: list[str]
@@ -245,22 +241,13 @@ def test_the_weights_load_before_the_snapshot_only_with_the_gpu_snapshot(
     # The class's real enter hooks, in Modal's order, on the CPU with the tiny preset. The image's
     # environment is what a container sees: the snapshot switch reaches the hooks through it.
     env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(tmp_path),
         "MULTITALK_GPU_SNAPSHOT": snapshot,
         "MULTITALK_PRESET": "tiny",
         "MULTITALK_DEVICE": "cpu",
     }
-    out = subprocess.run(
-        [sys.executable, "-c", _HOOKS],
-        check=True,
-        cwd=REPO_ROOT,
-        env=env,
-        timeout=300,
-        capture_output=True,
-        text=True,
-    ).stdout
-    loaded = json.loads(out.strip().splitlines()[-1])
+    hooks = _deploy(tmp_path, env, _HOOKS)
+    assert hooks.returncode == 0, hooks.stderr
+    loaded = json.loads(hooks.stdout.strip().splitlines()[-1])
     assert loaded == {"before_snapshot": before_snapshot, "after_restore": ["tiny"]}
 
 

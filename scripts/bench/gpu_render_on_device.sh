@@ -46,7 +46,7 @@ case "${1:-}" in
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
     python3 -m scripts.bench.gpu_render "$@" 2>&1 | tee "${OUT:-/tmp}/gpu_render.log"
     cp scripts/bench/results/gpu_render.json "${OUT:-/tmp}/"
-    python3 -m scripts.bench.cold_start --config 14b --dir . 2>&1 | tee "${OUT:-/tmp}/cold_start.log" && cp scripts/bench/results/cold_start_cuda.json "${OUT:-/tmp}/"  # ~38 GB written to disk, then loaded: 1-3 min
+    python3 -m scripts.bench.cold_start --config 14b --dir . 2>&1 | tee "${OUT:-/tmp}/cold_start.log" && cp scripts/bench/results/cold_start_cuda.json "${OUT:-/tmp}/"  # ~38 GB written, evicted, read back: minutes, at the disk's pace
     ;;
   *)
     echo "usage: $0 wheels | run [gpu_render arguments]" >&2

@@ -213,7 +213,13 @@ class MultiTalkWorker:
         self.settings = WorkerSettings.from_env()
         # MULTITALK_DEVICE is unset on Modal; the tests run these hooks on the CPU with it.
         device = self.settings.device or "cuda"
-        self.renderers = RendererCache(weights_dir=self.settings.weights_dir, device=device)
+        # With several GPUs the renderer starts one process per GPU (rank 0 is this one) and
+        # splits each forward pass across them (`modal_service/multitalk/parallel`).
+        self.renderers = RendererCache(
+            weights_dir=self.settings.weights_dir,
+            device=device,
+            gpus=self.settings.gpus_per_container,
+        )
         if DEPLOY.gpu_snapshot:
             self.renderers.get(DEFAULT_PRESET)
 

@@ -68,7 +68,7 @@ class WorkerSettings(_EnvSettings):
     tmp_dir: Path | None = Field(default=None, alias="MULTITALK_WORKER_TMP_DIR")
     weights_dir: Path | None = Field(default=None, alias="MULTITALK_WEIGHTS_DIR")
     device: str | None = Field(default=None, alias="MULTITALK_DEVICE")
-    gpus_per_container: int = Field(default=1, ge=1, le=16, alias="MULTITALK_GPUS_PER_CONTAINER")
+    gpus_per_container: int = Field(default=1, ge=1, le=8, alias="MULTITALK_GPUS_PER_CONTAINER")
     """GPUs one render splits its transformer across (context parallelism, one process each);
     set at deploy time with the GPU request (``H100:8``)."""
     transfer_attempts: int = Field(default=3, ge=1, le=10, alias="MULTITALK_TRANSFER_ATTEMPTS")

@@ -2,7 +2,7 @@
 
     python -m scripts.bench.gpu_render [--resolution 480p 720p] [--profile quality balanced turbo]
         [--variant eager compiled fp8] [--attention auto] [--steps N]
-        [--gpu-hour-usd 4.0] [--peak-tflops 989] [--device cuda]
+        [--gpu-hour-usd 4.0] [--peak-tflops 989] [--device cuda] [--gpus N]
 
 The stack is built once at its real size with random weights (``random_model``); then, for each
 deployment variant (applied cumulatively, as a container would: ``eager``, then ``compiled``
@@ -23,6 +23,13 @@ forwards that computed, over ``--peak-tflops``), seconds per clip and per video-
 cost per video-second at ``--gpu-hour-usd``; and, per resolution, the VAE decode of one clip in
 fp32, bf16 and tiled bf16 with their pixel error against fp32.
 
+``--gpus N`` splits every forward across N GPUs as a deployment with
+``MULTITALK_GPUS_PER_CONTAINER`` does (context parallelism, ``modal_service/multitalk/parallel``;
+one variant per run: the other ranks build their copies with it). MFU is then per GPU and the
+cost counts N GPUs. Every run also reports the arithmetic of the split for 1, 2, 4 and 8 GPUs
+(``parallel_arithmetic``: what each forward exchanges and the speed-up it allows), so a 1-GPU
+measurement says what N would give.
+
 ``tests/unit/bench/test_gpu_render.py`` runs the same code on the CPU at tiny size, so the
 benchmark cannot rot between the rare runs on a GPU.
 """
@@ -31,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import statistics
 import sys
 import tempfile
@@ -50,6 +58,7 @@ from scripts.bench.random_model import (
     Components,
     build_random_pipeline,
     random_distillation_lora,
+    random_replica,
 )
 from scripts.bench.results import RESULTS_DIR, save
 
@@ -161,7 +170,8 @@ def render_clip(
     gpu_hour_usd: float,
     peak_tflops: float | None,
 ) -> dict[str, Any]:
-    """One clip of ``renderer``'s preset through ``Renderer.render``, with its figures."""
+    """One clip of ``renderer``'s preset through ``Renderer.render``, with its figures (MFU
+    per GPU and cost for all of them when the transformer is split across ``renderer.gpus``)."""
     preset = renderer._preset
     seconds = preset.frame_num / 25
     audio = samples.write_speech_wav(work / "voice.wav", duration_s=seconds, seed=3)
@@ -175,7 +185,9 @@ def render_clip(
         spec = spec.model_copy(update={"sample_steps": steps})
     pipeline = renderer.pipeline
     device = pipeline._execution_device
-    clock = _StageClock(device, pipeline.transformer.blocks[0].ffn)
+    model = getattr(pipeline.transformer, "model", pipeline.transformer)  # rank 0's own copy
+    clock = _StageClock(device, model.blocks[0].ffn)
+    gpus = renderer.gpus
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     parts = [
@@ -217,13 +229,14 @@ def render_clip(
         "computed_forward_s": [round(s, 4) for s in computed],
         "cached_forward_s": [round(s, 4) for s in cached],
         "transformer_flops": float(f"{flops:.4g}"),
-        "mfu": round(flops / sum(computed) / (peak_tflops * 1e12), 4)
+        "gpus": gpus,
+        "mfu": round(flops / sum(computed) / (peak_tflops * 1e12 * gpus), 4)
         if peak_tflops and computed
         else None,
         "measured_clip_s": round(wall, 3),
         "projected_clip_s": round(projected, 3) if projected is not None else None,
         "s_per_video_second": round(clip_s / video_s, 3),
-        "usd_per_video_second": round(clip_s / 3600 * gpu_hour_usd / video_s, 5),
+        "usd_per_video_second": round(clip_s / 3600 * gpu_hour_usd * gpus / video_s, 5),
         "notes": outcome.notes,
     }
     if device.type == "cuda":
@@ -287,13 +300,22 @@ def run(
     steps: int | None,
     gpu_hour_usd: float,
     peak_tflops: float | None,
+    gpus: int = 1,
 ) -> dict[str, Any]:
     """Build once; per variant, render one clip per resolution and profile; the figures."""
     from modal_service.multitalk.acceleration.engine import Accelerator
     from modal_service.multitalk.buckets import bucket_size
+    from modal_service.multitalk.parallel.ranks import ContextParallelTransformer, RankGroup
     from modal_service.multitalk.renderer import Renderer
 
+    if gpus > 1 and len(variants) > 1:
+        raise ValueError("--gpus N renders one variant per run (each rank applies it at load)")
     started = time.perf_counter()
+    ranks = None
+    if gpus > 1:  # the other ranks build their copies while this one builds the pipeline
+        deployment = DeploymentAcceleration(attention_backend=attention, **VARIANTS[variants[0]])
+        build = functools.partial(random_replica, components, deployment, "turbo" in profiles)
+        ranks = RankGroup(gpus, torch.device(device).type, build)
     pipeline, audio = build_random_pipeline(components, device)
     lora = random_distillation_lora(pipeline.transformer) if "turbo" in profiles else None
     build_s = time.perf_counter() - started
@@ -305,7 +327,10 @@ def run(
             deployment = DeploymentAcceleration(attention_backend=attention, **VARIANTS[variant])
             accelerator = Accelerator(pipeline, deployment, lora)
             applied[variant] = accelerator.applied.model_dump()
-            renderer = Renderer(preset, pipeline, audio, accelerator)
+            if ranks is not None:
+                ranks.ready(pipeline.transformer)
+                pipeline.transformer = ContextParallelTransformer(pipeline.transformer, ranks, lora)
+            renderer = Renderer(preset, pipeline, audio, accelerator, ranks)
             for resolution in resolutions:
                 for profile in profiles:
                     if accelerator.applied.compiled:  # time a warm container, not the compile
@@ -335,6 +360,8 @@ def run(
             latent_frames = (preset.frame_num - 1) // 4 + 1
             shape = (1, pipeline.vae.config.z_dim, latent_frames, height // 8, width // 8)
             vae[resolution] = vae_decode_errors(pipeline, shape)
+    if ranks is not None:
+        ranks.close()
     return {
         "device": name,
         "preset": preset.name,
@@ -343,9 +370,29 @@ def run(
         "gpu_hour_usd": gpu_hour_usd,
         "peak_tflops": peak_tflops,
         "measured_steps": steps,
+        "gpus": gpus,
         "applied": applied,
         "runs": runs,
         "vae_decode": vae,
+        "context_parallel": split_arithmetic(name, resolutions, profiles),
+    }
+
+
+def split_arithmetic(device_name: str, resolutions: list[str], profiles: list[str]) -> dict:
+    """Speed-up by arithmetic of splitting each forward over 1, 2, 4 and 8 GPUs of this kind
+    (H100 where the device is no H100, H200 or A100), for the profiles and resolutions run."""
+    from scripts.bench.parallel_arithmetic import GPU_KINDS, context_parallel_estimate
+
+    kind = next((k for k in GPU_KINDS if k.split("-")[0] in device_name), "H100")
+    return {
+        f"{kind}/{resolution}/{profile}": {
+            gpus: round(
+                context_parallel_estimate(gpus, resolution, profile, gpu_kind=kind).speedup, 2
+            )
+            for gpus in (1, 2, 4, 8)
+        }
+        for resolution in resolutions
+        for profile in profiles
     }
 
 
@@ -359,6 +406,7 @@ def main(argv: list[str] | None = None, results_dir: Path = RESULTS_DIR) -> dict
     parser.add_argument("--attention", default="auto", help="a diffusers backend name, or auto")
     parser.add_argument("--steps", type=int, default=None, help="sample N steps and project")
     parser.add_argument("--gpu-hour-usd", type=float, default=4.0)
+    parser.add_argument("--gpus", type=int, default=1, help="split each forward across N GPUs")
     parser.add_argument(
         "--peak-tflops",
         type=float,
@@ -381,6 +429,7 @@ def main(argv: list[str] | None = None, results_dir: Path = RESULTS_DIR) -> dict
         steps=args.steps,
         gpu_hour_usd=args.gpu_hour_usd,
         peak_tflops=peak,
+        gpus=args.gpus,
     )
     name = "gpu_render" if args.size == "full" else "gpu_render_smoke"
     command = " ".join(sys.argv[1:] if argv is None else argv)

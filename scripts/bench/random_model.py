@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict
 
+from modal_service.multitalk.acceleration.deployment import DeploymentAcceleration
+from modal_service.multitalk.acceleration.engine import accelerate_transformer
 from modal_service.multitalk.acceleration.lora_fusion import FusedLora
 from modal_service.multitalk.presets import (
     TINY_IMAGE_ENCODER,
@@ -83,6 +85,36 @@ def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
         torch.set_default_dtype(previous)
 
 
+def build_random_transformer(components: Components, device: str, seed: int = 0) -> torch.nn.Module:
+    """The transformer alone, as ``build_random_pipeline`` builds it from ``seed`` (the same
+    weights: it is built first, from the freshly seeded generator)."""
+    from modal_service.multitalk.transformer_multitalk import MultiTalkTransformer3DModel
+
+    torch.manual_seed(seed)
+    with torch.device(device), torch.no_grad():
+        with _default_dtype(torch.bfloat16):
+            transformer = MultiTalkTransformer3DModel(**components.transformer)
+        # The loader's own choice: norms and embedders fp32.
+        for name, module in transformer.named_modules():
+            if any(keep in name.split(".") for keep in transformer._keep_in_fp32_modules):
+                module.float()
+    return transformer.eval()
+
+
+def random_replica(
+    components: Components,
+    deployment: DeploymentAcceleration,
+    with_lora: bool,
+    device: torch.device,
+) -> tuple[torch.nn.Module, FusedLora | None]:
+    """Another GPU rank's copy of the benchmark's transformer (and LoRA), accelerated as rank
+    0's: a ``ReplicaBuilder`` for ``parallel.ranks.RankGroup``."""
+    transformer = build_random_transformer(components, str(device))
+    lora = random_distillation_lora(transformer) if with_lora else None
+    accelerate_transformer(transformer, device, deployment, lora)
+    return transformer, lora
+
+
 def build_random_pipeline(components: Components, device: str, seed: int = 0) -> tuple:
     """``(pipeline, audio_encoder)``: every component built on ``device`` from ``seed``, in
     the loader's dtypes; nothing downloaded."""
@@ -102,21 +134,15 @@ def build_random_pipeline(components: Components, device: str, seed: int = 0) ->
     from modal_service.multitalk.pipeline_multitalk import MultiTalkPipeline
     from modal_service.multitalk.presets import byte_level_tokenizer
     from modal_service.multitalk.scheduling import make_scheduler
-    from modal_service.multitalk.transformer_multitalk import MultiTalkTransformer3DModel
 
     # bf16 where CPUs lack fast kernels too: the tiny smoke run keeps the GPU's dtypes.
-    half = torch.bfloat16
-    torch.manual_seed(seed)
     tokenizer = byte_level_tokenizer()
+    transformer = build_random_transformer(components, device, seed)
     with torch.device(device), torch.no_grad():
-        with _default_dtype(half):
-            transformer = MultiTalkTransformer3DModel(**components.transformer)
+        with _default_dtype(torch.bfloat16):
             text_config = {"vocab_size": len(tokenizer), **components.text}
             text = UMT5EncoderModel(UMT5Config(pad_token_id=0, eos_token_id=1, **text_config))
-        # The loader's own choices: norms and embedders fp32 in the transformer, CLIP fp16.
-        for name, module in transformer.named_modules():
-            if any(keep in name.split(".") for keep in transformer._keep_in_fp32_modules):
-                module.float()
+        # The loader's own choice: CLIP in fp16.
         with _default_dtype(torch.float16):
             image = CLIPVisionModel(CLIPVisionConfig(**components.image))
         vae = AutoencoderKLWan(**components.vae)
@@ -129,7 +155,7 @@ def build_random_pipeline(components: Components, device: str, seed: int = 0) ->
         image_processor=CLIPImageProcessorPil(
             size={"shortest_edge": size}, crop_size={"height": size, "width": size}
         ),
-        transformer=transformer.eval(),
+        transformer=transformer,
         vae=vae.eval(),
         scheduler=make_scheduler(),
     )

@@ -1,4 +1,4 @@
-"""moto server for DynamoDB, SQS, Step Functions and Secrets Manager, with four adjustments.
+"""moto server for DynamoDB, SQS, Step Functions and Secrets Manager, with five adjustments.
 
 1. Step Functions executes definitions for real (``execute_state_machine``), instead of returning
    canned histories.
@@ -10,6 +10,9 @@
    tasks) go to the strict S3 emulator with real SigV4 credentials, so a batch reads the very
    objects the API wrote and its results land where callers look. moto's engine would otherwise
    read moto's own (empty, unsigned) S3.
+5. DynamoDB writes are serialized, as DynamoDB applies each conditional write and transaction
+   atomically: moto's threaded server checks a condition and then writes, so two concurrent
+   requests could both pass ``active < :limit`` (seen: 4 jobs admitted under a limit of 3).
 
 Run as a process by :mod:`scripts.local_stack.stack`; S3 credentials arrive by environment, never
 on the command line (where ``ps`` would show them).
@@ -115,6 +118,24 @@ def _name_heartbeat_timeouts() -> None:
     service._from_error = _from_error  # type: ignore[method-assign]
 
 
+def _serialize_dynamodb_writes() -> None:
+    import functools
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        original = getattr(DynamoDBBackend, name)
+
+        @functools.wraps(original)
+        def locked(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return _original(*args, **kwargs)
+
+        setattr(DynamoDBBackend, name, locked)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
@@ -127,6 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     default_user_config["stepfunctions"]["execute_state_machine"] = True
     _keep_task_failure_cause()
     _name_heartbeat_timeouts()
+    _serialize_dynamodb_writes()
     _redirect_step_functions_s3(
         endpoint=os.environ["LOCAL_S3_ENDPOINT"],
         access_key=os.environ["LOCAL_S3_ACCESS_KEY"],

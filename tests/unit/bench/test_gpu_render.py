@@ -121,3 +121,21 @@ def test_the_full_size_build_is_the_14b_stack_in_the_loaders_dtypes() -> None:
     assert 0.12 < billions(pipeline.vae) < 0.13
     assert dtypes(pipeline.vae) == {torch.float32}
     assert 0.09 < billions(audio.model) < 0.1  # wav2vec2-base
+
+
+@pytest.mark.slow  # a second process starts and builds its copy
+def test_a_split_render_reports_per_gpu_figures(tmp_path: Path) -> None:
+    argv = ["--size", "smoke", "--steps", "2", "--profile", "quality", "--gpus", "2"]
+    figures = main(argv, results_dir=tmp_path)
+    run = figures["runs"]["480p/eager/quality"]
+    assert figures["gpus"] == run["gpus"] == 2
+    assert run["transformer_forwards"] == 2  # rank 0's calls, each run by both ranks
+    assert run["usd_per_video_second"] == pytest.approx(
+        run["projected_clip_s"] / 3600 * figures["gpu_hour_usd"] * 2 / (run["frames"] / 25),
+        rel=0.01,
+    )
+    # The arithmetic of the split, for the profile and resolution run: 1 GPU is 1.0, more GPUs
+    # are faster but never by more than their count.
+    speedups = figures["context_parallel"]["H100/480p/quality"]
+    assert speedups[1] == 1.0
+    assert all(1 < speedups[n] < n for n in (2, 4, 8))

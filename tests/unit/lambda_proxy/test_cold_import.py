@@ -109,7 +109,9 @@ def test_on_lambda_the_first_invocation_is_still_traced() -> None:
         call=True,
         LAMBDA_TASK_ROOT=str(ROOT),
         POWERTOOLS_TRACE_DISABLED=None,
-        _X_AMZN_TRACE_ID="Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0",
+        _X_AMZN_TRACE_ID=(
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0"
+        ),
     )
     assert found["import"] == []
     assert (found["status"], found["xray"]) == (200, True)

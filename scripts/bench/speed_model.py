@@ -6,9 +6,11 @@ Writes ``aws/lambda_proxy/jobs/speed_model.json`` (read by ``aws/lambda_proxy/jo
 from the committed results in ``scripts/bench/results/``; ``--check`` only compares. Every figure
 says where it comes from:
 
-* ``measured``: seconds per transformer pass from a ``gpu_render*.json`` run of a 14B preset on
-  that GPU kind (the mean computed forward of its quality clip over the CFG passes batched in it;
-  the ``compiled`` variant, a deployment's default on CUDA, else ``eager``);
+* ``measured``: seconds per transformer pass from a 1-GPU ``gpu_render*.json`` run of a 14B
+  preset on that GPU kind (the mean computed forward of its quality clip over the CFG passes
+  batched in it; the ``compiled`` variant, a deployment's default on CUDA, else ``eager``), and
+  the speed-up of N GPUs from a ``--gpus N`` run against a 1-GPU run of the same kind (the
+  ratio of their mean computed forwards, per resolution and profile);
 * ``projected``: the pass's FLOPs (``parallel_arithmetic.json``, counted on the meta device) over
   the GPU's datasheet peak at the assumed MFU, and the multi-GPU speed-ups of
   ``parallel_arithmetic.py``. No GPU has run the benchmark yet, so today every figure is this.
@@ -53,23 +55,57 @@ def _figure(value: float, source: str, basis: str) -> dict[str, Any]:
     return {"value": round(value, 4), "source": source, "basis": basis}
 
 
-def measured_pass_s(results: Path) -> dict[tuple[str, str], dict[str, Any]]:
-    """(GPU kind, resolution) -> a measured figure, from every full-size GPU render benchmark."""
-    found: dict[tuple[str, str], dict[str, Any]] = {}
+def _gpu_runs(results: Path) -> list[tuple[str, str, dict[str, Any]]]:
+    """(file name, GPU kind, figures) of every full-size GPU render benchmark in ``results``."""
+    found = []
     for path in sorted(results.glob("gpu_render*.json")):
         figures = json.loads(path.read_text())["figures"]
         kind = next((k for part, k in DEVICE_KINDS.items() if part in figures["device"]), None)
-        if kind is None or figures["preset"] not in PRESETS_14B:
-            continue  # the CPU smoke run, or a GPU no deployment names
-        for resolution in ("480p", "720p"):
-            for variant in MEASURED_VARIANTS:
-                run = figures["runs"].get(f"{resolution}/{variant}/quality")
-                if run and run["computed_forward_s"]:
-                    seconds = statistics.mean(run["computed_forward_s"]) / run["guidance_passes"]
-                    basis = f"{path.name}: {figures['device']}, {variant}, quality clip"
-                    found[(kind, resolution)] = _figure(seconds, "measured", basis)
-                    break
+        if kind is not None and figures["preset"] in PRESETS_14B:
+            found.append((path.name, kind, figures))  # not the CPU smoke run
     return found
+
+
+def _forward_s(figures: dict[str, Any], resolution: str, profile: str) -> tuple[str, float] | None:
+    """(variant, mean seconds of one computed forward) of a run, preferring ``compiled``."""
+    for variant in MEASURED_VARIANTS:
+        run = figures["runs"].get(f"{resolution}/{variant}/{profile}")
+        if run and run["computed_forward_s"]:
+            return variant, statistics.mean(run["computed_forward_s"])
+    return None
+
+
+def measured(results: Path) -> tuple[dict[tuple, dict[str, Any]], dict[tuple, dict[str, Any]]]:
+    """Measured figures: ``(kind, resolution)`` -> seconds per pass, from 1-GPU runs (the
+    quality clip's forward over its batched CFG passes); ``(kind, resolution, profile, gpus)``
+    -> speed-up, from an N-GPU run (``--gpus N``) against a 1-GPU run of the same kind."""
+    runs = _gpu_runs(results)
+    single = [(name, kind, f) for name, kind, f in runs if f.get("gpus", 1) == 1]
+    pass_s: dict[tuple, dict[str, Any]] = {}
+    speedup: dict[tuple, dict[str, Any]] = {}
+    for name, kind, figures in single:
+        for resolution in ("480p", "720p"):
+            forward = _forward_s(figures, resolution, "quality")
+            if forward:
+                batch = figures["runs"][f"{resolution}/{forward[0]}/quality"]["guidance_passes"]
+                basis = f"{name}: {figures['device']}, {forward[0]}, quality clip"
+                pass_s[(kind, resolution)] = _figure(forward[1] / batch, "measured", basis)
+    for name, kind, figures in runs:
+        gpus = figures.get("gpus", 1)
+        if gpus == 1:
+            continue
+        for one_name, one_kind, one in single:
+            if one_kind != kind:
+                continue
+            for resolution in ("480p", "720p"):
+                for profile in PROFILE_STEPS:
+                    split, whole = (_forward_s(f, resolution, profile) for f in (figures, one))
+                    if split and whole:
+                        basis = f"{one_name} / {name}: {figures['device']}, {split[0]}"
+                        speedup[(kind, resolution, profile, gpus)] = _figure(
+                            whole[1] / split[1], "measured", basis
+                        )
+    return pass_s, speedup
 
 
 def build(results: Path = RESULTS_DIR) -> dict[str, Any]:
@@ -79,21 +115,22 @@ def build(results: Path = RESULTS_DIR) -> dict[str, Any]:
     assumptions = arithmetic["figures"]["assumptions"]
     per_sample = arithmetic["figures"]["forward_tflops_per_sample"]
     estimates = arithmetic["figures"]["estimates"]
-    measured = measured_pass_s(results)
+    measured_pass_s, measured_speedup = measured(results)
     mfu = assumptions["mfu"]
     gpus: dict[str, Any] = {}
     for kind, sheet in assumptions["gpu_kinds"].items():
         pass_s, speedup = {}, {}
         for resolution in ("480p", "720p"):
             tflops = per_sample[f"{resolution}/1_speaker"]
-            pass_s[resolution] = measured.get((kind, resolution)) or _figure(
+            pass_s[resolution] = measured_pass_s.get((kind, resolution)) or _figure(
                 tflops / (sheet["peak_tflops"] * mfu),
                 "projected",
                 f"{tflops} TFLOP at {mfu:.0%} MFU of {sheet['peak_tflops']:g} TFLOP/s",
             )
             speedup[resolution] = {
                 profile: {
-                    str(count): _figure(
+                    str(count): measured_speedup.get((kind, resolution, profile, count))
+                    or _figure(
                         estimates[f"{kind}/{resolution}/{profile}/1_speaker/{count}_gpu"][
                             "speedup"
                         ],

@@ -67,9 +67,10 @@ def test_the_profile_steps_are_the_presets() -> None:
     } == speed_model.PROFILE_STEPS
 
 
-def _gpu_render(device: str, preset: str, forwards: list[float]) -> dict:
+def _gpu_render(device: str, preset: str, forwards: list[float], gpus: int = 1) -> dict:
     run = {"computed_forward_s": forwards, "guidance_passes": 3}
-    figures = {"device": device, "preset": preset, "runs": {"480p/compiled/quality": run}}
+    runs = {"480p/compiled/quality": run}
+    figures = {"device": device, "preset": preset, "gpus": gpus, "runs": runs}
     return {"benchmark": "gpu_render", "figures": figures}
 
 
@@ -89,3 +90,24 @@ def test_a_gpu_run_replaces_the_projection_for_its_kind_only(tmp_path: Path) -> 
     assert h200["720p"] == projected["gpus"]["H200"]["pass_s"]["720p"]
     assert model["gpus"]["H100"] == projected["gpus"]["H100"]
     assert "gpu_render.json" in model["sources"]
+
+
+def test_a_multi_gpu_run_measures_the_speedup_against_a_one_gpu_run(tmp_path: Path) -> None:
+    for name in ("flops.json", "parallel_arithmetic.json"):
+        shutil.copy(RESULTS_DIR / name, tmp_path / name)
+    runs = {
+        "gpu_render.json": _gpu_render("NVIDIA H200", "multitalk-14b", [9.0, 9.6]),
+        "gpu_render_8gpu.json": _gpu_render("NVIDIA H200", "multitalk-14b", [1.5, 1.6], gpus=8),
+    }
+    for name, document in runs.items():
+        (tmp_path / name).write_text(json.dumps(document))
+    model = speed_model.build(tmp_path)
+    h200 = model["gpus"]["H200"]
+    # the split run's forwards are not a pass on one GPU
+    assert h200["pass_s"]["480p"]["value"] == pytest.approx(9.3 / 3)
+    eight = h200["speedup"]["480p"]["quality"]["8"]
+    assert eight["source"] == "measured"
+    assert eight["value"] == pytest.approx(9.3 / 1.55, abs=1e-4)
+    assert h200["speedup"]["480p"]["quality"]["4"]["source"] == "projected"
+    assert h200["speedup"]["480p"]["turbo"]["8"]["source"] == "projected"  # no turbo run
+    assert model["gpus"]["H100"]["speedup"]["480p"]["quality"]["8"]["source"] == "projected"

@@ -1,6 +1,7 @@
 """Build the Lambda deployment zip: the ``lambda`` dependency group, ``aws/`` and the wire contract.
 
     python -m scripts.package_lambdas [--output dist/lambda.zip] [--arch x86_64|arm64]
+        [--without-runtime-sdk]
 
 One zip serves all four functions (Terraform points each at its handler). Dependencies are
 resolved for the Lambda runtime, not for this machine: CPython 3.12 wheels for manylinux on the
@@ -10,6 +11,11 @@ and the standard-library ``sniff.py``, ``image_rules.py``, ``audio_rules.py`` an
 ``video_rules.py`` go in, with the job estimates' data file. The zip is deterministic (sorted
 entries, fixed timestamps and modes), so Terraform's ``source_code_hash`` changes only when the
 content does.
+
+The zip carries its own boto3 and botocore by default, pinned by the ``lambda`` group: the
+runtime's copy changes when AWS updates the runtime, not when this project does.
+``--without-runtime-sdk`` leaves out boto3 and what it brings (:data:`RUNTIME_SDK`), so the
+runtime's copy is used; ``python -m scripts.bench.lambda_package`` measures both.
 """
 
 from __future__ import annotations
@@ -39,6 +45,11 @@ _CONTRACT_FILES = (
 # Data the proxy reads at run time: the job estimates' figures (scripts/bench/speed_model.py).
 _DATA_FILES = ("aws/lambda_proxy/jobs/speed_model.json",)
 _SKIPPED_PARTS = frozenset({"__pycache__", "node_modules", "tests"})
+RUNTIME_SDK = frozenset(
+    {"boto3", "botocore", "s3transfer", "jmespath", "python_dateutil", "six", "urllib3"}
+)
+"""boto3 and its dependencies (normalized distribution names): what the Lambda Python runtime
+ships in /var/runtime, and so what a zip may leave out."""
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
@@ -79,14 +90,28 @@ def install_dependencies(target: Path, requirements: list[str], arch: str) -> No
     )  # fmt: skip
 
 
-def _installed_files(site: Path) -> list[tuple[Path, str]]:
+def _distribution_files(site: Path, names: frozenset[str]) -> set[str]:
+    """Every file pip installed in ``site`` for the distributions ``names``, by their RECORDs."""
+    files: set[str] = set()
+    for dist_info in site.glob("*.dist-info"):
+        if dist_info.name.split("-")[0].lower() in names:
+            record = (dist_info / "RECORD").read_text().splitlines()
+            files.update(line.split(",")[0] for line in record if line)
+    return files
+
+
+def installed_files(site: Path, *, bundle_sdk: bool = True) -> list[tuple[Path, str]]:
+    """(file, name in the zip) for what pip installed in ``site``; without :data:`RUNTIME_SDK`
+    unless ``bundle_sdk``."""
+    left_out = set() if bundle_sdk else _distribution_files(site, RUNTIME_SDK)
     return [
-        (path, path.relative_to(site).as_posix())
+        (path, name)
         for path in sorted(site.rglob("*"))
         if path.is_file()
         and "__pycache__" not in path.parts
         # pip's own console-script shims point at this machine's interpreter.
         and path.relative_to(site).parts[0] != "bin"
+        and (name := path.relative_to(site).as_posix()) not in left_out
     ]
 
 
@@ -106,12 +131,14 @@ def write_zip(entries: list[tuple[Path, str]], output: Path) -> None:
             archive.writestr(info, path.read_bytes())
 
 
-def build(output: Path = DEFAULT_OUTPUT, arch: str = "x86_64") -> list[str]:
+def build(
+    output: Path = DEFAULT_OUTPUT, arch: str = "x86_64", *, bundle_sdk: bool = True
+) -> list[str]:
     """Build the zip; returns the names it holds."""
     with tempfile.TemporaryDirectory(prefix="lambda-site-") as site:
         site_dir = Path(site)
         install_dependencies(site_dir, lambda_requirements(), arch)
-        entries = _installed_files(site_dir) + source_files()
+        entries = installed_files(site_dir, bundle_sdk=bundle_sdk) + source_files()
         write_zip(entries, output)
     return sorted(name for _, name in entries)
 
@@ -120,8 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--arch", choices=sorted(_PLATFORMS), default="x86_64")
+    parser.add_argument(
+        "--without-runtime-sdk",
+        action="store_true",
+        help="leave out boto3, botocore and their dependencies: use the Lambda runtime's copy",
+    )
     args = parser.parse_args(argv)
-    names = build(args.output, args.arch)
+    names = build(args.output, args.arch, bundle_sdk=not args.without_runtime_sdk)
     size = args.output.stat().st_size
     print(f"{args.output}: {len(names)} files, {size / 1e6:.1f} MB ({args.arch}, CPython 3.12)")
     return 0

@@ -21,7 +21,7 @@ lengths at every attention: correct for any split, a little slower.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
@@ -41,6 +41,7 @@ class SequenceParallel:
     """Ulysses for shares of equal length and heads that divide among the ranks."""
     uneven: ParallelConfig
     """Ulysses for any lengths and head counts."""
+    _shares: dict[int, Share] = field(default_factory=dict, repr=False)
 
     @property
     def group(self) -> dist.ProcessGroup:
@@ -49,8 +50,14 @@ class SequenceParallel:
     def share(self, total: int) -> Share:
         """This rank's tokens of a ``total``-token sequence (``torch.tensor_split``'s order:
         the first ``total % world`` ranks hold one token more)."""
-        offset = sum(_length(total, self.world_size, r) for r in range(self.rank))
-        return Share(self, offset, _length(total, self.world_size, self.rank), total)
+        # One object per length: compiled blocks take the share as an argument, and a new
+        # object every forward would fail the compiled graph's guards and recompile each time.
+        if total not in self._shares:
+            offset = sum(_length(total, self.world_size, r) for r in range(self.rank))
+            self._shares[total] = Share(
+                self, offset, _length(total, self.world_size, self.rank), total
+            )
+        return self._shares[total]
 
 
 @dataclass(frozen=True, eq=False)
@@ -133,4 +140,4 @@ def join(rank: int, world_size: int, heads: int, device: torch.device) -> Sequen
         )
         config.setup(rank, world_size, device, mesh=mesh)
         configs.append(config)
-    return SequenceParallel(rank, world_size, heads, *configs)
+    return SequenceParallel(rank, world_size, heads, configs[0], configs[1])

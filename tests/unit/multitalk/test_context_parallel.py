@@ -20,6 +20,7 @@ from modal_service.media.video import Mp4Writer
 from modal_service.multitalk import RenderError, RenderSpec, load_renderer
 from modal_service.multitalk import renderer as renderer_module
 from modal_service.multitalk.acceleration import PROFILES
+from modal_service.multitalk.acceleration.compile import graphs_compiled
 from modal_service.multitalk.acceleration.deployment import DeploymentAcceleration
 from modal_service.multitalk.parallel.ranks import ContextParallelTransformer, RankGroup
 from modal_service.multitalk.renderer import Renderer
@@ -161,3 +162,25 @@ def test_the_ranks_fuse_and_restore_the_distillation_lora_with_rank_0() -> None:
 def _bf16(value: object) -> object:
     is_float = isinstance(value, torch.Tensor) and value.is_floating_point()
     return value.bfloat16() if is_float else value
+
+
+def test_compiled_blocks_split_compile_once_per_shape(
+    tiny: Renderer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Compile is on by default on GPUs. The share each forward takes must not fail the compiled
+    # graphs' guards (a recompile every step), and the collectives must trace.
+    monkeypatch.setenv("MULTITALK_COMPILE", "on")  # the ranks get rank 0's deployment settings
+    renderer = load_renderer("tiny", device="cpu", gpus=2)
+    try:
+        inputs = tiny_forward_inputs(batch=3, frames=3, speakers=1)
+        with torch.no_grad():
+            expected = tiny.pipeline.transformer(**inputs)[0]
+            before = graphs_compiled()
+            outputs = [renderer.pipeline.transformer(**inputs)[0] for _ in range(3)]
+            compiled = graphs_compiled() - before
+    finally:
+        renderer.close()
+    assert renderer.accelerator.applied.compiled
+    assert compiled == 2  # one graph for each of the 2 blocks, on the first forward only
+    for output in outputs:
+        torch.testing.assert_close(output, expected, rtol=0, atol=1e-5)

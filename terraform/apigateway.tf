@@ -9,6 +9,7 @@ locals {
     "GET /jobs"             = var.jwt_scopes.read
     "GET /jobs/{job_id}"    = var.jwt_scopes.read
     "DELETE /jobs/{job_id}" = var.jwt_scopes.write
+    "GET /usage"            = var.jwt_scopes.read
   }
   # Route key => function. Callbacks carry a per-job Standard Webhooks signature, not a JWT.
   public_routes = {

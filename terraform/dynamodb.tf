@@ -1,5 +1,6 @@
 ################################################################################
-# DynamoDB: jobs (TTL, tenant index, sparse active and follow-up indexes) and idempotency records
+# DynamoDB: jobs (TTL, tenant index, sparse active and follow-up indexes), idempotency records and
+# per-tenant usage counters
 ################################################################################
 
 resource "aws_dynamodb_table" "jobs" {
@@ -98,6 +99,36 @@ resource "aws_dynamodb_table" "idempotency" {
   # Powertools idempotency records carry their own expiry.
   ttl {
     attribute_name = "expiration"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = local.kms_key_arn
+  }
+
+  tags = var.tags
+}
+
+# Per-tenant counters and job leases (aws/lambda_proxy/tenants/usage_table.py), changed only in
+# transactions whose conditions are the limits. Minute and day windows expire by TTL.
+resource "aws_dynamodb_table" "usage" {
+  name                        = local.names.tables.usage
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "pk"
+  deletion_protection_enabled = var.deletion_protection
+
+  attribute {
+    name = "pk"
+    type = "S"
+  }
+
+  ttl {
+    attribute_name = "expires_at"
     enabled        = true
   }
 

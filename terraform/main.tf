@@ -29,6 +29,7 @@ module "core" {
 
   data_bucket_name = local.data_bucket_name
   tenants          = var.tenants
+  tenant_limits    = var.tenant_limits
   results_prefix   = var.data_bucket_lifecycle.batch_results_prefix
   temporary_prefix = var.data_bucket_lifecycle.temporary_prefix
 

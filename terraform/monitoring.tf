@@ -14,6 +14,27 @@ locals {
     for metric in ["GpuUtilizationMean", "GpuMemoryPeakGb", "GpuSeconds", "EstimatedCostUsd"] :
     metric => "{${module.core.metrics.namespace},model,service} service=\"${module.core.metrics.service}\" MetricName=\"${metric}\""
   }
+
+  # Per-tenant metrics (aws/lambda_proxy/tenants/metrics.py): a line per tenant, by SEARCH.
+  tenant_metric_search = {
+    for metric in ["TenantJobsAdmitted", "TenantJobsFinished", "TenantGpuSeconds", "TenantQuotaRefused", "BatchItemsWaiting"] :
+    metric => "{${module.core.metrics.namespace},service,tenant} service=\"${module.core.metrics.service}\" MetricName=\"${metric}\""
+  }
+
+  # Jobs from creation: waiting for a GPU (queue wait) and the whole run (end to end), reported
+  # once per job when it is settled; p90 over 15 minutes, two periods in a row.
+  job_latency_alarms = {
+    queue_wait = {
+      metric      = "JobQueueWaitSeconds"
+      threshold   = var.alarm_thresholds.queue_wait_p90_s
+      description = "p90 of the wait from a job's creation until a GPU started it (JobQueueWaitSeconds): the GPUs are too few for the load, or a tenant's limits are too wide."
+    }
+    end_to_end = {
+      metric      = "JobEndToEndSeconds"
+      threshold   = var.alarm_thresholds.end_to_end_p90_s
+      description = "High latency: p90 of jobs' whole time from creation to a final state (JobEndToEndSeconds)."
+    }
+  }
 }
 
 resource "aws_cloudwatch_metric_alarm" "failed_jobs" {
@@ -158,6 +179,48 @@ resource "aws_cloudwatch_metric_alarm" "dlq_depth" {
   tags = var.tags
 }
 
+resource "aws_cloudwatch_metric_alarm" "job_latency" {
+  for_each = var.create_alarms ? local.job_latency_alarms : {}
+
+  alarm_name          = "${var.name}-job-${replace(each.key, "_", "-")}-p90"
+  alarm_description   = each.value.description
+  namespace           = module.core.metrics.namespace
+  metric_name         = each.value.metric
+  dimensions          = { service = module.core.metrics.service }
+  extended_statistic  = "p90"
+  period              = 900
+  evaluation_periods  = 2
+  threshold           = each.value.threshold
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+
+  tags = var.tags
+}
+
+# API submissions refused by a tenant limit (429 tenant_quota_exceeded); batch items over a
+# limit wait instead and are charted, not alarmed on.
+resource "aws_cloudwatch_metric_alarm" "quota_refusals" {
+  count = var.create_alarms ? 1 : 0
+
+  alarm_name          = "${var.name}-tenant-quota-refusals"
+  alarm_description   = "Submissions refused with 429 tenant_quota_exceeded (TenantQuotaRefused): a tenant outgrows its limits, or a client retries without honouring Retry-After."
+  namespace           = module.core.metrics.namespace
+  metric_name         = "TenantQuotaRefused"
+  dimensions          = { service = module.core.metrics.service }
+  statistic           = "Sum"
+  period              = 900
+  evaluation_periods  = 1
+  threshold           = var.alarm_thresholds.quota_refusals_per_15min
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+
+  tags = var.tags
+}
+
 resource "aws_cloudwatch_dashboard" "this" {
   count = var.create_dashboard ? 1 : 0
 
@@ -259,6 +322,47 @@ resource "aws_cloudwatch_dashboard" "this" {
         properties = {
           title   = "Estimated GPU cost per hour (USD)", region = local.region, period = 3600
           metrics = [[{ id = "cost", expression = "SEARCH('${local.gpu_metric_search["EstimatedCostUsd"]}', 'Sum', 3600)" }]]
+          yAxis   = { left = { min = 0 } }
+        }
+      },
+      {
+        type = "metric", x = 0, y = 24, width = 12, height = 6
+        properties = {
+          title = "Job queue wait and end to end (s, p50 and p90)", region = local.region, period = 900
+          metrics = [
+            for pair in setproduct(["JobQueueWaitSeconds", "JobEndToEndSeconds"], ["p50", "p90"]) :
+            [module.core.metrics.namespace, pair[0], "service", module.core.metrics.service, { stat = pair[1] }]
+          ]
+          yAxis = { left = { min = 0 } }
+          annotations = {
+            horizontal = [
+              { label = "queue-wait alarm (p90)", value = var.alarm_thresholds.queue_wait_p90_s },
+              { label = "end-to-end alarm (p90)", value = var.alarm_thresholds.end_to_end_p90_s },
+            ]
+          }
+        }
+      },
+      {
+        type = "metric", x = 12, y = 24, width = 12, height = 6
+        properties = {
+          title   = "Jobs admitted and finished per tenant", region = local.region, period = 300
+          metrics = [for m in ["TenantJobsAdmitted", "TenantJobsFinished"] : [{ id = lower(m), expression = "SEARCH('${local.tenant_metric_search[m]}', 'Sum', 300)" }]]
+          yAxis   = { left = { min = 0 } }
+        }
+      },
+      {
+        type = "metric", x = 0, y = 30, width = 12, height = 6
+        properties = {
+          title   = "GPU-seconds per tenant per hour", region = local.region, period = 3600
+          metrics = [[{ id = "tenantgpu", expression = "SEARCH('${local.tenant_metric_search["TenantGpuSeconds"]}', 'Sum', 3600)" }]]
+          yAxis   = { left = { min = 0 } }
+        }
+      },
+      {
+        type = "metric", x = 12, y = 30, width = 12, height = 6
+        properties = {
+          title   = "Quota refusals (429) and batch items waiting, per tenant", region = local.region, period = 300
+          metrics = [for m in ["TenantQuotaRefused", "BatchItemsWaiting"] : [{ id = lower(m), expression = "SEARCH('${local.tenant_metric_search[m]}', 'Sum', 300)" }]]
           yAxis   = { left = { min = 0 } }
         }
       },

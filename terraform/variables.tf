@@ -34,13 +34,31 @@ variable "tenants" {
     Tenants, keyed by the value of the JWT tenant claim, with the S3 locations each may read inputs
     from and write outputs to: `s3://bucket/prefix/` (an existing bucket) or a bare `prefix/` in the
     data bucket. Empty lists mean `tenants/<tenant>/inputs/` and `tenants/<tenant>/outputs/` in the
-    data bucket. `default_reference_image` is used when a request names none.
+    data bucket. `default_reference_image` is used when a request names none. `limits` overrides
+    `tenant_limits` for this tenant, field by field.
   EOT
   type = map(object({
     read                    = optional(list(string), [])
     write                   = optional(list(string), [])
     default_reference_image = optional(string)
+    limits = optional(object({
+      max_active          = optional(number)
+      per_minute          = optional(number)
+      gpu_seconds_per_day = optional(number)
+    }), {})
   }))
+}
+
+variable "tenant_limits" {
+  description = "Per-tenant limits for tenants that set none of their own: jobs queued or processing at once (max_active), submissions per UTC minute (per_minute), GPU-seconds of finished jobs per UTC day (gpu_seconds_per_day, null: none). gpu_slots is how many jobs the GPU side runs at once (Modal's max_containers), which the batch items' fair share divides; retry_after_s is the Retry-After of a refusal for a slot."
+  type = object({
+    max_active          = optional(number, 10)
+    per_minute          = optional(number, 60)
+    gpu_seconds_per_day = optional(number)
+    gpu_slots           = optional(number, 10)
+    retry_after_s       = optional(number, 30)
+  })
+  default = {}
 }
 
 variable "jwt" {
@@ -246,18 +264,6 @@ variable "default_speed" {
   }
 }
 
-variable "allowed_models" {
-  description = "Models callers may name in options.model (see modules/core): multitalk-14b, infinitetalk (after downloading its adapters), tiny, tiny-infinitetalk."
-  type        = list(string)
-  default     = ["multitalk-14b"]
-}
-
-variable "log_level" {
-  description = "Log level of the Lambda functions."
-  type        = string
-  default     = "INFO"
-}
-
 variable "gpu_deployment" {
   description = "The GPU side as the job estimates model it; must match the Modal deploy: kind = the first of MULTITALK_GPUS (H100, H200 or A100-80GB), gpus_per_container = MULTITALK_GPUS_PER_CONTAINER (1, 2, 4 or 8), warm_containers = MULTITALK_MIN_CONTAINERS."
   type = object({
@@ -281,6 +287,18 @@ variable "gpu_deployment" {
     condition     = var.gpu_deployment.warm_containers >= 0 && floor(var.gpu_deployment.warm_containers) == var.gpu_deployment.warm_containers
     error_message = "gpu_deployment.warm_containers must be a whole number of at least 0."
   }
+}
+
+variable "allowed_models" {
+  description = "Models callers may name in options.model (see modules/core): multitalk-14b, infinitetalk (after downloading its adapters), tiny, tiny-infinitetalk."
+  type        = list(string)
+  default     = ["multitalk-14b"]
+}
+
+variable "log_level" {
+  description = "Log level of the Lambda functions."
+  type        = string
+  default     = "INFO"
 }
 
 variable "log_retention_days" {
@@ -430,6 +448,10 @@ variable "alarm_thresholds" {
     api_latency_p99_ms     = optional(number, 5000)
     api_5xx_per_5min       = optional(number, 5)
     function_errors_per_5m = optional(number, 1)
+    # Jobs, from creation: p90 of the wait until a GPU started them, and of the whole run.
+    queue_wait_p90_s         = optional(number, 600)
+    end_to_end_p90_s         = optional(number, 3600)
+    quota_refusals_per_15min = optional(number, 50)
   })
   default = {}
 }

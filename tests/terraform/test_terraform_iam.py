@@ -51,26 +51,28 @@ STATE_MACHINE = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:mt-eval-batch"
 EXPECTED = {
     "api": {
         "dynamodb": {TABLES + "mt-eval-jobs", TABLES + "mt-eval-jobs/index/by-tenant",
-                     TABLES + "mt-eval-idempotency"},
+                     TABLES + "mt-eval-idempotency", TABLES + "mt-eval-usage"},
         "secretsmanager": {MODAL_TOKEN, WEBHOOK_SECRETS},
         "states": {STATE_MACHINE, STATE_MACHINE + "/*"},
         "sqs": set(),
     },
     "callbacks": {
-        "dynamodb": {TABLES + "mt-eval-jobs", TABLES + "mt-eval-idempotency"},
+        "dynamodb": {TABLES + "mt-eval-jobs", TABLES + "mt-eval-idempotency",
+                     TABLES + "mt-eval-usage"},
         "secretsmanager": {WEBHOOK_SECRETS},
         "states": {STATE_MACHINE, STATE_MACHINE + "/*"},
         "sqs": set(),
     },
     "reconciler": {
         "dynamodb": {TABLES + "mt-eval-jobs", TABLES + "mt-eval-jobs/index/active-by-deadline",
-                     TABLES + "mt-eval-jobs/index/followups"},
+                     TABLES + "mt-eval-jobs/index/followups", TABLES + "mt-eval-usage"},
         "secretsmanager": {MODAL_TOKEN, WEBHOOK_SECRETS},
         "states": {STATE_MACHINE, STATE_MACHINE + "/*"},
         "sqs": {f"arn:aws:sqs:{REGION}:{ACCOUNT}:mt-eval-async-dlq"},
     },
     "batch_submit": {
-        "dynamodb": {TABLES + "mt-eval-jobs", TABLES + "mt-eval-idempotency"},
+        "dynamodb": {TABLES + "mt-eval-jobs", TABLES + "mt-eval-idempotency",
+                     TABLES + "mt-eval-usage"},
         "secretsmanager": {MODAL_TOKEN},
         "states": {STATE_MACHINE, STATE_MACHINE + "/*"},
         "sqs": {f"arn:aws:sqs:{REGION}:{ACCOUNT}:mt-eval-batch-submit"},

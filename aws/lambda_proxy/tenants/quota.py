@@ -62,6 +62,8 @@ def admit(services: Services, tenant_id: str, job_id: str, *, fair: bool) -> Non
                 tenant_id, job_id, limits, now=now, tenant_cap=limits.max_active, gpu_slots=None
             )
         except AdmissionRefused as refused:
+            # A refused call counts; a batch item that waits counts as waiting (its handler).
+            metrics.record_refused(tenant_id, refused.limit)
             raise _refused(refused.limit, tenant_id, limits, 0, settings, now) from None
         metrics.record_admitted(tenant_id)
         return
@@ -107,7 +109,6 @@ def _refused(
     settings: Settings,
     now: datetime,
 ) -> QuotaExceededError:
-    metrics.record_refused(tenant_id, limit)
     logger.info("tenant quota refused", extra={"tenant_id": tenant_id, "limit": limit})
     # A slot (active jobs, fair share) frees when some job finishes, which no one can foresee:
     # the deployment's quota_retry_after_s. Windows reopen at a known time.

@@ -35,6 +35,22 @@ locals {
     Resource = [local.table_arns.idempotency]
   }
 
+  # Per-tenant counters: admitting a job (a transaction of updates, a lease put and a budget
+  # check), releasing it (lease delete and updates) and reading counters (GET /usage, the fair
+  # share). Transactions are authorized per item action; there is no action of their own.
+  usage_admit_statement = {
+    Sid      = "TenantUsage"
+    Effect   = "Allow"
+    Action   = ["dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    Resource = [local.table_arns.usage]
+  }
+  usage_release_statement = {
+    Sid      = "TenantUsageRelease"
+    Effect   = "Allow"
+    Action   = ["dynamodb:DeleteItem", "dynamodb:UpdateItem"]
+    Resource = [local.table_arns.usage]
+  }
+
   # Tenant data: HeadObject/GET on inputs; PUT (pre-signed for the GPU side) and GET on outputs.
   read_inputs_statement = {
     Sid      = "ReadTenantInputs"
@@ -89,6 +105,7 @@ locals {
         ]
       },
       local.idempotency_statement,
+      local.usage_admit_statement,
       local.read_inputs_statement,
       local.write_outputs_statement,
       {
@@ -121,6 +138,7 @@ locals {
         Resource = [local.table_arns.jobs]
       },
       local.idempotency_statement,
+      local.usage_release_statement,
       # URL refresh: fresh pre-signed GETs for inputs and a fresh PUT for the output.
       local.read_inputs_statement,
       local.write_outputs_statement,
@@ -156,6 +174,7 @@ locals {
           "${local.table_arns.jobs}/index/${local.jobs_indexes.followups}",
         ]
       },
+      local.usage_release_statement,
       local.read_outputs_statement,
       {
         # Modal's view decides: an overdue job may have succeeded, failed or been cancelled.
@@ -195,20 +214,29 @@ locals {
         Resource = [local.queue_arns.batch_submit]
       },
       {
+        # An item over its tenant's limits goes back to the queue, delayed, to wait.
+        Sid      = "RequeueWaitingItems"
+        Effect   = "Allow"
+        Action   = ["sqs:GetQueueUrl", "sqs:SendMessage"]
+        Resource = [local.queue_arns.batch_submit]
+      },
+      {
         Sid      = "Jobs"
         Effect   = "Allow"
         Action   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
         Resource = [local.table_arns.jobs]
       },
       local.idempotency_statement,
+      local.usage_admit_statement,
       local.read_inputs_statement,
       local.write_outputs_statement,
       {
         # The plan and summarize steps answer their own task tokens; item tokens are failed
-        # here when a job cannot be submitted (the callbacks function completes the rest).
+        # here when a job cannot be submitted (the callbacks function completes the rest), and
+        # heartbeat while an item waits for its tenant's slot.
         Sid      = "AnswerBatchTasks"
         Effect   = "Allow"
-        Action   = ["states:SendTaskSuccess", "states:SendTaskFailure"]
+        Action   = ["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"]
         Resource = local.task_token_arns
       },
       {

@@ -16,6 +16,7 @@ locals {
   tables = {
     jobs        = "${var.name}-jobs"
     idempotency = "${var.name}-idempotency"
+    usage       = "${var.name}-usage"
   }
   # Index names the Lambda code queries (aws/lambda_proxy/config.py defaults).
   jobs_indexes = {
@@ -103,11 +104,31 @@ locals {
     }
   }
 
+  # Limits (TenantLimits in aws/lambda_proxy/tenants/limits.py): the defaults, and per tenant
+  # the defaults with the tenant's own fields over them; no gpu_seconds_per_day is no budget.
+  tenant_limits_default = {
+    for k, v in {
+      max_active          = var.tenant_limits.max_active
+      per_minute          = var.tenant_limits.per_minute
+      gpu_seconds_per_day = var.tenant_limits.gpu_seconds_per_day
+    } : k => v if v != null
+  }
+  # A batch item waiting for its tenant's slot comes back within half a heartbeat, so its task
+  # never times out while it waits (SQS delays a message at most 900 s).
+  batch_wait_max_s = min(900, floor(var.batch.heartbeat_seconds / 2))
+  tenant_limits = {
+    for tenant, t in var.tenants : tenant => merge(
+      local.tenant_limits_default,
+      { for k, v in t.limits : k => v if v != null },
+    )
+  }
+
   # The JSON the Lambda code parses (TenantConfig in aws/lambda_proxy/config.py).
   tenants_config = {
     for tenant, t in var.tenants : tenant => merge(
       local.tenant_locations[tenant],
       t.default_reference_image == null ? {} : { default_reference_image = t.default_reference_image },
+      { limits = local.tenant_limits[tenant] },
     )
   }
 
@@ -175,6 +196,11 @@ locals {
     JOBS_ACTIVE_INDEX            = local.jobs_indexes.active
     JOBS_FOLLOWUP_INDEX          = local.jobs_indexes.followups
     IDEMPOTENCY_TABLE_NAME       = local.tables.idempotency
+    USAGE_TABLE_NAME             = local.tables.usage
+    TENANT_LIMITS_DEFAULT        = jsonencode(local.tenant_limits_default)
+    GPU_SLOTS                    = tostring(var.tenant_limits.gpu_slots)
+    QUOTA_RETRY_AFTER_S          = tostring(var.tenant_limits.retry_after_s)
+    BATCH_WAIT_MAX_S             = tostring(local.batch_wait_max_s)
     JOB_TTL_DAYS                 = tostring(var.limits.job_ttl_days)
     TENANTS_CONFIG               = jsonencode(local.tenants_config)
     TENANT_WEBHOOK_SECRETS_ARN   = local.secret_arn_patterns.tenant_webhook_secrets
@@ -197,10 +223,10 @@ locals {
     ALLOWED_MODELS               = join(",", var.allowed_models)
     JOB_DEADLINE_S               = tostring(var.limits.job_deadline_s)
     DEFAULT_SPEED                = var.default_speed
-    POWERTOOLS_LOG_LEVEL         = var.log_level
     GPU_KIND                     = var.gpu_deployment.kind
     GPUS_PER_CONTAINER           = tostring(var.gpu_deployment.gpus_per_container)
     WARM_CONTAINERS              = tostring(var.gpu_deployment.warm_containers)
+    POWERTOOLS_LOG_LEVEL         = var.log_level
     # Must match aws/lambda_proxy/observability.py: the failed-jobs alarm reads these metrics.
     POWERTOOLS_SERVICE_NAME      = local.metrics.service
     POWERTOOLS_METRICS_NAMESPACE = local.metrics.namespace

@@ -72,11 +72,17 @@ variable "tenants" {
     Tenants (the value of the JWT tenant claim) and the S3 locations each may read inputs from and
     write outputs to. A location is `s3://bucket/prefix/` or a bare `prefix/` inside the data
     bucket; empty lists default to `tenants/<tenant>/inputs/` and `tenants/<tenant>/outputs/`.
+    `limits` overrides `tenant_limits` for this tenant, field by field.
   EOT
   type = map(object({
     read                    = optional(list(string), [])
     write                   = optional(list(string), [])
     default_reference_image = optional(string)
+    limits = optional(object({
+      max_active          = optional(number)
+      per_minute          = optional(number)
+      gpu_seconds_per_day = optional(number)
+    }), {})
   }))
 
   validation {
@@ -99,6 +105,16 @@ variable "tenants" {
       for t in values(var.tenants) : length(t.read) <= 20 && length(t.write) <= 20
     ])
     error_message = "a tenant may list at most 20 read and 20 write locations."
+  }
+
+  validation {
+    condition = alltrue([
+      for t in values(var.tenants) :
+      (t.limits.max_active == null ? true : t.limits.max_active >= 1 && t.limits.max_active <= 10000 && floor(t.limits.max_active) == t.limits.max_active) &&
+      (t.limits.per_minute == null ? true : t.limits.per_minute >= 1 && t.limits.per_minute <= 100000 && floor(t.limits.per_minute) == t.limits.per_minute) &&
+      (t.limits.gpu_seconds_per_day == null ? true : t.limits.gpu_seconds_per_day > 0)
+    ])
+    error_message = "a tenant's limits: max_active a whole number 1-10000, per_minute a whole number 1-100000, gpu_seconds_per_day more than 0."
   }
 }
 
@@ -251,6 +267,37 @@ variable "limits" {
   validation {
     condition     = var.limits.max_video_s > 0 && var.limits.max_video_s <= 600
     error_message = "limits.max_video_s (the longest source video to dub) must be in (0, 600]."
+  }
+}
+
+variable "tenant_limits" {
+  description = "Per-tenant limits (defaults for tenants without their own), the GPU slots the fair share divides, and the Retry-After of a refusal for a slot."
+  type = object({
+    max_active          = optional(number, 10)
+    per_minute          = optional(number, 60)
+    gpu_seconds_per_day = optional(number)
+    gpu_slots           = optional(number, 10)
+    retry_after_s       = optional(number, 30)
+  })
+  default = {}
+
+  validation {
+    condition = (
+      var.tenant_limits.max_active >= 1 && var.tenant_limits.max_active <= 10000 && floor(var.tenant_limits.max_active) == var.tenant_limits.max_active &&
+      var.tenant_limits.per_minute >= 1 && var.tenant_limits.per_minute <= 100000 && floor(var.tenant_limits.per_minute) == var.tenant_limits.per_minute &&
+      (var.tenant_limits.gpu_seconds_per_day == null ? true : var.tenant_limits.gpu_seconds_per_day > 0)
+    )
+    error_message = "tenant_limits.max_active must be a whole number 1-10000, per_minute a whole number 1-100000 and gpu_seconds_per_day (optional) more than 0."
+  }
+
+  validation {
+    condition     = var.tenant_limits.gpu_slots >= 1 && var.tenant_limits.gpu_slots <= 10000 && floor(var.tenant_limits.gpu_slots) == var.tenant_limits.gpu_slots
+    error_message = "tenant_limits.gpu_slots (Modal's max_containers) must be a whole number 1-10000."
+  }
+
+  validation {
+    condition     = var.tenant_limits.retry_after_s >= 1 && var.tenant_limits.retry_after_s <= 3600 && floor(var.tenant_limits.retry_after_s) == var.tenant_limits.retry_after_s
+    error_message = "tenant_limits.retry_after_s must be a whole number 1-3600."
   }
 }
 

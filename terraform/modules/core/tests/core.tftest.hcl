@@ -462,3 +462,85 @@ run "rejects_acceleration_of_a_dotted_bucket" {
 
   expect_failures = [var.s3_accelerated_buckets]
 }
+
+run "tenant_limits_default_to_ten_active_sixty_a_minute_no_budget" {
+  command = plan
+
+  assert {
+    condition     = jsondecode(output.lambda_environment.api.TENANT_LIMITS_DEFAULT) == { max_active = 10, per_minute = 60 }
+    error_message = "tenants without limits of their own may hold 10 jobs and submit 60 a minute, with no GPU-seconds budget"
+  }
+
+  assert {
+    condition     = output.tenants_config.acme.limits == { max_active = 10, per_minute = 60 }
+    error_message = "every tenant's resolved limits are in TENANTS_CONFIG"
+  }
+
+  assert {
+    condition     = output.lambda_environment.batch_submit.GPU_SLOTS == "10" && output.lambda_environment.api.QUOTA_RETRY_AFTER_S == "30"
+    error_message = "the fair share divides 10 GPU slots by default; a refusal for a slot says Retry-After 30"
+  }
+
+  assert {
+    condition     = output.lambda_environment.batch_submit.BATCH_WAIT_MAX_S == "300" && output.lambda_environment.callbacks.USAGE_TABLE_NAME == "mt-test-usage"
+    error_message = "a waiting batch item comes back within half the 600 s heartbeat; every function knows the usage table"
+  }
+}
+
+run "a_tenants_own_limits_override_the_defaults_field_by_field" {
+  command = plan
+
+  variables {
+    tenants = {
+      acme   = {}
+      globex = { limits = { max_active = 3, gpu_seconds_per_day = 7200 } }
+    }
+    tenant_limits = { per_minute = 20, gpu_slots = 4 }
+    batch         = { heartbeat_seconds = 3000, task_timeout_seconds = 7200 }
+  }
+
+  assert {
+    condition     = output.tenants_config.globex.limits == { max_active = 3, per_minute = 20, gpu_seconds_per_day = 7200 }
+    error_message = "globex's own max_active and budget, the deployment's per_minute"
+  }
+
+  assert {
+    condition     = output.tenants_config.acme.limits == { max_active = 10, per_minute = 20 }
+    error_message = "acme keeps the defaults"
+  }
+
+  assert {
+    condition     = output.lambda_environment.api.GPU_SLOTS == "4" && output.lambda_environment.batch_submit.BATCH_WAIT_MAX_S == "900"
+    error_message = "gpu_slots reaches the functions; a wait is at most SQS's 900 s delay"
+  }
+}
+
+run "rejects_a_fraction_of_an_active_job" {
+  command = plan
+
+  variables {
+    tenant_limits = { max_active = 2.5 }
+  }
+
+  expect_failures = [var.tenant_limits]
+}
+
+run "rejects_zero_gpu_slots" {
+  command = plan
+
+  variables {
+    tenant_limits = { gpu_slots = 0 }
+  }
+
+  expect_failures = [var.tenant_limits]
+}
+
+run "rejects_a_tenant_budget_of_zero_gpu_seconds" {
+  command = plan
+
+  variables {
+    tenants = { acme = { limits = { gpu_seconds_per_day = 0 } } }
+  }
+
+  expect_failures = [var.tenants]
+}

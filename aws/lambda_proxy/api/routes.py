@@ -53,7 +53,12 @@ def _job_id(job_id: str) -> str:
         202: {
             "description": "Accepted",
             "content": {"application/json": {"model": GenerateVideoResponse}},
-        }
+        },
+        429: {
+            "description": "tenant_quota_exceeded: a limit of the caller's tenant (active jobs, "
+            "submissions per minute, GPU-seconds per day; see GET /usage). Nothing was written; "
+            "the Retry-After header says when a retry may pass.",
+        },
     },
     tags=["jobs"],
     security=BEARER,

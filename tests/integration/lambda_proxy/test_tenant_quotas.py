@@ -266,3 +266,16 @@ def test_quota_metrics_name_the_tenant_never_a_job(
     assert record["tenant"] == TENANT
     assert (record["TenantQuotaRefused"], record["TenantQuotaRefused_max_active"]) == ([1.0], [1.0])
     assert job_id not in json.dumps(admitted)
+
+
+def test_the_openapi_document_shows_usage_and_the_quota_refusal(proxy: Proxy) -> None:
+    spec = proxy.invoke("GET", "/openapi.json").json()
+    usage = spec["paths"]["/usage"]["get"]
+    assert usage["security"] == [{"bearer": []}]
+    answer = usage["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    assert answer.endswith("/TenantUsage")
+    limits = spec["components"]["schemas"]["TenantLimits"]["properties"]
+    assert set(limits) == {"max_active", "per_minute", "gpu_seconds_per_day"}
+    refusal = spec["paths"]["/generate-video"]["post"]["responses"]["429"]["description"]
+    assert "tenant_quota_exceeded" in refusal
+    assert "Retry-After" in refusal

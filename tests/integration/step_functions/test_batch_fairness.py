@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,9 @@ from aws.lambda_proxy.config import Settings
 from aws.lambda_proxy.jobs.models import utc_now
 from aws.lambda_proxy.services import Services, set_services
 from aws.lambda_proxy.tenants.limits import TenantLimits
+from aws.step_functions.handlers import batch_submit
 from modal_service.contracts import CreateJobRequest
+from scripts.local_stack.gateway import LambdaContext
 
 from .conftest import BatchWorld
 from .harness import audio_key, put, state_machine
@@ -62,33 +64,38 @@ def tenant_of(request: CreateJobRequest) -> str:
 
 
 @pytest.fixture
-def fair_services(world: BatchWorld) -> Iterator[Services]:
-    name = f"usage-{uuid.uuid4().hex[:8]}"
-    world.stack.client("dynamodb").create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-    )
-    base = Settings.from_env()
-    limits = TenantLimits(max_active=20, per_minute=1000)
-    tenants = {
-        tenant: config.model_copy(update={"limits": limits})
-        for tenant, config in base.tenants_config.items()
-    }
-    settings = base.model_copy(
-        update={
-            "usage_table_name": name,
-            "tenants_config": tenants,
-            "gpu_slots": SLOTS,
-            "quota_retry_after_s": 1,
-            "batch_wait_max_s": 1,
+def fair(world: BatchWorld) -> Iterator[Callable[[TenantLimits], Services]]:
+    """``fair(limits)``: the container's services with a usage table of the test's own, every
+    tenant held to ``limits``, ``SLOTS`` GPU slots and one-second waits."""
+
+    def _services(limits: TenantLimits) -> Services:
+        name = f"usage-{uuid.uuid4().hex[:8]}"
+        world.stack.client("dynamodb").create_table(
+            TableName=name,
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        )
+        base = Settings.from_env()
+        tenants = {
+            tenant: config.model_copy(update={"limits": limits})
+            for tenant, config in base.tenants_config.items()
         }
-    )
-    services = Services(settings)
-    set_services(services)
+        settings = base.model_copy(
+            update={
+                "usage_table_name": name,
+                "tenants_config": tenants,
+                "gpu_slots": SLOTS,
+                "quota_retry_after_s": 1,
+                "batch_wait_max_s": 1,
+            }
+        )
+        services = Services(settings)
+        set_services(services)
+        return services
+
     try:
-        yield services
+        yield _services
     finally:
         set_services(None)
 
@@ -114,8 +121,9 @@ def _batch(world: BatchWorld, tenant: str, names: list[str]) -> dict[str, Any]:
 
 
 def test_a_small_tenants_batch_goes_next_while_a_big_batch_waits(
-    world: BatchWorld, fair_services: Services
+    world: BatchWorld, fair: Callable[[TenantLimits], Services]
 ) -> None:
+    fair_services = fair(TenantLimits(max_active=20, per_minute=1000))
     sfn = world.stack.client("stepfunctions")
     machine = state_machine(world.stack, world.queue.queue_url, max_concurrency=8)
     gpu = TwoSlotGpu()
@@ -167,3 +175,53 @@ def test_a_small_tenants_batch_goes_next_while_a_big_batch_waits(
     assert counters.active == {"acme": 0, "globex": 0}
     assert counters.deployment_active == 0
     assert fair_services.usage.counters("acme", utc_now()).jobs_finished_today == 8
+
+
+def _next_item(world: BatchWorld, wait_s: int = 20) -> dict[str, Any]:
+    """The next item message on the test's queue, as the event source would hand it over."""
+    sqs = world.stack.client("sqs")
+    for _ in range(wait_s):
+        messages = sqs.receive_message(
+            QueueUrl=world.queue.queue_url, WaitTimeSeconds=1, AttributeNames=["All"]
+        ).get("Messages", [])
+        if messages:
+            (message,) = messages
+            return world.queue._record(message)
+    raise AssertionError("no item message came")
+
+
+def test_an_item_over_its_tenants_limit_waits_and_comes_back(
+    world: BatchWorld, fair: Callable[[TenantLimits], Services]
+) -> None:
+    limits = TenantLimits(max_active=1, per_minute=1000)
+    usage = fair(limits).usage
+    usage.admit("globex", "job_held", limits, now=utc_now(), tenant_cap=1, gpu_slots=None)
+    sfn = world.stack.client("stepfunctions")
+    machine = state_machine(world.stack, world.queue.queue_url)
+    execution = sfn.start_execution(
+        stateMachineArn=machine,
+        name=f"wait-{uuid.uuid4().hex[:12]}",
+        input=json.dumps(_batch(world, "globex", ["solo"])),
+    )["executionArn"]
+    world.queue.poll(wait_s=2)  # the plan
+    record = _next_item(world)
+    before = set(world.runner.requests)
+
+    answer = batch_submit.handler({"Records": [record]}, LambdaContext("batch-submit"))
+
+    assert answer == {"batchItemFailures": []}  # processed: the original is deleted
+    assert set(world.runner.requests) == before  # no job
+    assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
+    assert "globex" in usage.snapshot(["globex"]).waiting_until
+    again = _next_item(world)
+    assert again["body"] == record["body"]
+    assert again["messageId"] != record["messageId"]  # a new message: no step to the DLQ
+    assert int(again["attributes"]["ApproximateReceiveCount"]) == 1
+
+    # Its slot frees: the same message now becomes the job.
+    assert usage.release("globex", "job_held", now=utc_now(), gpu_seconds=None)
+    assert batch_submit.handler({"Records": [again]}, LambdaContext("batch-submit")) == {
+        "batchItemFailures": []
+    }
+    assert len(set(world.runner.requests) - before) == 1
+    sfn.stop_execution(executionArn=execution)

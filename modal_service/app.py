@@ -78,7 +78,8 @@ _GPU_HOUR_USD = os.environ.get("MULTITALK_GPU_HOUR_USD", "").strip()
 GPU_PRICE = {"MULTITALK_GPU_HOUR_USD": str(float(_GPU_HOUR_USD))} if _GPU_HOUR_USD else {}
 
 # How the GPU containers accelerate the model (attention backend, regional torch.compile, fp8
-# linears, VAE tiling: `modal_service/multitalk/acceleration/deployment.py`) is read from the
+# linears, VAE tiling, the warm-up render at load: `modal_service/multitalk/acceleration/
+# deployment.py`) is read from the
 # same `MULTITALK_*` variables at deploy time and passed into the GPU image; a container checks
 # them at load and refuses to serve with a message naming the variable.
 
@@ -89,6 +90,7 @@ ACCELERATION = {
         "MULTITALK_COMPILE",
         "MULTITALK_FP8",
         "MULTITALK_VAE_TILING",
+        "MULTITALK_WARMUP",
     )
     if name in os.environ
 }
@@ -205,6 +207,9 @@ class MultiTalkWorker:
     # With `MULTITALK_GPU_SNAPSHOT=on` (Modal's GPU memory snapshot, alpha) the default preset's
     # weights load before the snapshot instead, so a restored container has them on the GPU and
     # `load_weights` finds them loaded. Untested until run on Modal (deployed apps only).
+    # `MULTITALK_WARMUP` (on by default where the blocks compile) renders short warm-up clips
+    # after the load, so the first job compiles nothing: before the GPU snapshot when there is
+    # one (the compiled code is then in the snapshot), else at every container start.
 
     @modal.enter(snap=True)
     def import_model_stack(self) -> None:
@@ -221,11 +226,11 @@ class MultiTalkWorker:
             gpus=self.settings.gpus_per_container,
         )
         if DEPLOY.gpu_snapshot:
-            self.renderers.get(DEFAULT_PRESET)
+            self.renderers.warm_up(DEFAULT_PRESET)
 
     @modal.enter(snap=False)
     def load_weights(self) -> None:
-        self.renderers.get(DEFAULT_PRESET)
+        self.renderers.warm_up(DEFAULT_PRESET)
 
     @modal.method()
     def run_job(self, request: dict) -> dict:

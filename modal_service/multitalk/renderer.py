@@ -50,6 +50,7 @@ from modal_service.multitalk.reference_source import (
 )
 from modal_service.multitalk.spec import CancelCheck, ProgressCallback, RenderOutcome, RenderSpec
 from modal_service.multitalk.streaming import STRATEGIES
+from modal_service.multitalk.warmup import WarmupRecord
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,10 @@ class Renderer:
         self.accelerator = accelerator or Accelerator(pipeline, DeploymentAcceleration())
         self.ranks = ranks
         """The other GPUs' processes when the transformer is split across several."""
+        self.warmup: WarmupRecord | None = None
+        """What the warm-up render at container start did (``warmup.py``), once it ran."""
+        self._pending_timings: dict[str, float] = {}
+        """Work done for the next job before it renders (an adapter swap), reported with it."""
 
     @property
     def gpus(self) -> int:
@@ -94,6 +99,13 @@ class Renderer:
     def usable(self) -> bool:
         """False once a GPU rank was lost: only loading again brings the group back."""
         return self.ranks is None or not self.ranks.broken
+
+    def switch_preset(self, preset: Preset, swap_s: float) -> None:
+        """Render as ``preset`` from now on (its adapter is already in the transformer: only
+        ``adapter_swap.py`` calls this); the next render reports ``swap_s`` as ``adapter_swap``."""
+        self.preset = preset.name
+        self._preset = preset
+        self._pending_timings["adapter_swap"] = swap_s
 
     def close(self) -> None:
         """Stop the other GPUs' processes, if any (the worker drops this renderer)."""
@@ -206,6 +218,8 @@ class Renderer:
                 reason="video_needs_infinitetalk",
             )
         timer = _Timer()
+        timer.seconds.update(self._pending_timings)
+        self._pending_timings = {}
         settings, notes = self.sampling_settings(spec)
         workdir = Path(tempfile.mkdtemp(prefix=".multitalk-", dir=out_path.parent))
         threads = torch.get_num_threads()

@@ -28,6 +28,9 @@ class Renderer(Protocol):
     @property
     def usable(self) -> bool: ...
 
+    warmup: Any
+    """The warm-up's record once it ran (``multitalk.warmup.WarmupRecord``), else None."""
+
     def close(self) -> None: ...
 
 
@@ -35,9 +38,12 @@ class RendererCache:
     """Loads each preset's renderer on first use; the model package is imported lazily so
     that the API and the tests of the transfer code never import torch.
 
-    A 14B preset holds about 40 GB of weights on the GPU, so one is kept at a time: asking for
-    another (``infinitetalk-14b-multi`` after ``infinitetalk-14b``) drops the first before it
-    loads, slow but never out of memory. ``tiny`` presets are kept side by side.
+    A 14B preset holds about 40 GB of weights on the GPU, so one is kept at a time. The 14B
+    presets share their base and differ in the audio adapter: asking for another
+    (``infinitetalk-14b-multi`` after ``multitalk-14b``) loads only its adapter into the loaded
+    transformer (``multitalk.adapter_swap``, seconds), and drops the first and loads the other
+    whole only where a swap could not be exact (several GPUs, quantized adapter layers): slow
+    but never out of memory. ``tiny`` presets are kept side by side.
 
     With ``gpus`` > 1 each renderer splits its transformer across that many GPUs (one process
     per GPU); a renderer whose GPU processes were lost is loaded again on the next job.
@@ -66,15 +72,40 @@ class RendererCache:
                 from modal_service.multitalk import load_renderer
 
                 if self._exclusive(preset):
-                    self._drop([name for name in self._loaded if self._exclusive(name)])
+                    exclusive = [name for name in self._loaded if self._exclusive(name)]
+                    if exclusive and self._swap(exclusive[0], preset):
+                        return self._loaded[preset]
+                    self._drop(exclusive)
                 self._loaded[preset] = load_renderer(
                     preset, weights_dir=self._weights_dir, device=self._device, gpus=self._gpus
                 )
             return self._loaded[preset]
 
+    def warm_up(self, preset: str) -> Renderer:
+        """``preset``'s renderer, after its warm-up render where the deployment asks for one
+        (``MULTITALK_WARMUP``; once per renderer): the container's enter hooks call this."""
+        renderer = self.get(preset)
+        from modal_service.multitalk.warmup import wanted, warm_up
+
+        with self._lock:
+            if renderer.warmup is None and wanted(renderer):
+                renderer.warmup = warm_up(renderer)
+        return renderer
+
     @property
     def loaded(self) -> list[str]:
         return list(self._loaded)
+
+    def _swap(self, loaded: str, preset: str) -> bool:
+        """Serve ``preset`` with ``loaded``'s renderer by loading only its adapter, if exact."""
+        if self._weights_dir is None or not self._loaded[loaded].usable:
+            return False
+        from modal_service.multitalk.adapter_swap import swap_adapter
+
+        if not swap_adapter(self._loaded[loaded], preset, self._weights_dir):
+            return False
+        self._loaded[preset] = self._loaded.pop(loaded)
+        return True
 
     def _drop(self, presets: list[str]) -> None:
         if not presets:

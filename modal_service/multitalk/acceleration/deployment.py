@@ -10,6 +10,9 @@ MULTITALK_COMPILE               auto       ``on``/``off``; ``auto`` compiles on 
 MULTITALK_FP8                   off        ``on``: fp8 linear layers in the transformer blocks
                                            (torchao; needs compute capability 8.9 or newer)
 MULTITALK_VAE_TILING            off        ``on``: decode in spatial tiles (less memory at 720p)
+MULTITALK_WARMUP                auto       ``on``/``off``: render a short warm-up clip when the
+                                           container loads its default preset (``warmup.py``);
+                                           ``auto`` warms up where the transformer compiles
 ==============================  =========  =====================================================
 """
 
@@ -28,6 +31,7 @@ _ENV = {
     "compile": "MULTITALK_COMPILE",
     "fp8": "MULTITALK_FP8",
     "vae_tiling": "MULTITALK_VAE_TILING",
+    "warmup": "MULTITALK_WARMUP",
 }
 
 
@@ -40,6 +44,7 @@ class DeploymentAcceleration(BaseModel):
     compile: Literal["auto", "on", "off"] = "auto"
     fp8: bool = False
     vae_tiling: bool = False
+    warmup: Literal["auto", "on", "off"] = "auto"
 
     @field_validator("fp8", "vae_tiling", mode="before")
     @classmethod
@@ -52,6 +57,11 @@ class DeploymentAcceleration(BaseModel):
 
     def compiles_on(self, device_type: str) -> bool:
         return self.compile == "on" or (self.compile == "auto" and device_type == "cuda")
+
+    def warms_up(self, compiled: bool) -> bool:
+        """Whether a container renders the warm-up clip; ``auto``: only where it compiles (the
+        compile is most of what a first job would otherwise pay)."""
+        return self.warmup == "on" or (self.warmup == "auto" and compiled)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DeploymentAcceleration:

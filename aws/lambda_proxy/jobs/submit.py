@@ -196,13 +196,8 @@ def _submit(services: Services, submission: Submission) -> JobRecord:
     except ProxyError as exc:
         metrics.add_metric(name="SubmitRefused", unit=MetricUnit.Count, value=1)
         raise SubmitError(exc.message, code=exc.code, status=exc.status, title=exc.title) from None
-    # Last check, first write: a refusal here leaves nothing behind.
-    quota.admit(services, job.tenant_id, job.job_id, fair=submission.task_token is not None)
-    try:
-        services.jobs.create(job)
-    except Exception:
-        quota.release(services, job)
-        raise
+    # Last check, first write: the record is written with the tenant's count, or not at all.
+    quota.admit_and_create(services, job, fair=submission.task_token is not None)
     logger.info("job created", extra={"job_id": job.job_id, "tenant_id": job.tenant_id})
     try:
         call_id = _dispatch(services, job)

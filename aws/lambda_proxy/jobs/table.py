@@ -221,11 +221,17 @@ class JobsTable:
     # --- writes ----------------------------------------------------------------------------
 
     def create(self, job: JobRecord) -> None:
-        self._client.put_item(
-            TableName=self._table,
-            Item=_to_item(job),
-            ConditionExpression="attribute_not_exists(job_id)",
-        )
+        self._client.put_item(**self.create_operation(job)["Put"])
+
+    def create_operation(self, job: JobRecord) -> dict[str, Any]:
+        """:meth:`create` as one operation of a ``TransactWriteItems`` (tenant admission)."""
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": _to_item(job),
+                "ConditionExpression": "attribute_not_exists(job_id)",
+            }
+        }
 
     def set_call_id(self, job_id: str, call_id: str) -> bool:
         """Record Modal's call id while the job is unsettled; False once it is final."""

@@ -1,10 +1,11 @@
 """Per-tenant limits and the fair share, applied where a job is admitted and released.
 
-:func:`admit` runs in the submit path after every check and before anything is written: it
-counts the job in one DynamoDB transaction whose conditions are the limits (active jobs, the
-minute's submissions, the day's GPU-seconds, the fair share or a spare GPU slot). A refusal
-raises :class:`~aws.lambda_proxy.tenants.exceptions.QuotaExceededError` (429
-``tenant_quota_exceeded`` with ``Retry-After``); nothing is then written. :func:`release` runs
+:func:`admit_and_create` runs in the submit path after every check: one DynamoDB transaction
+counts the job, on conditions that are the limits (active jobs, the minute's submissions, the
+day's GPU-seconds, the fair share or a spare GPU slot), and writes its record, so a job exists
+if and only if it was counted. A refusal raises
+:class:`~aws.lambda_proxy.tenants.exceptions.QuotaExceededError` (429 ``tenant_quota_exceeded``
+with ``Retry-After``) and nothing is written. :func:`release` runs
 in the follow-ups of a settled job (the one winner of the settle, and the reconciler's retries):
 the job's lease makes it uncount the job exactly once.
 
@@ -47,58 +48,59 @@ def limits_of(services: Services, tenant_id: str) -> TenantLimits:
     return own or settings.tenant_limits_default
 
 
-def admit(services: Services, tenant_id: str, job_id: str, *, fair: bool) -> None:
-    """Count ``job_id`` against ``tenant_id``'s limits, or raise ``QuotaExceededError``.
+def admit_and_create(services: Services, job: JobRecord, *, fair: bool) -> None:
+    """Count ``job`` against its tenant's limits and write its record, in one transaction;
+    or raise ``QuotaExceededError`` with nothing written.
 
     ``fair`` (batch items, which can wait) also applies the fair share; an API call, which
     cannot wait, is held to the tenant's own limits only (and still counts in the deployment's
     slots, so batch items yield to it).
     """
-    table = services.usage
-    settings, limits, now = services.settings, limits_of(services, tenant_id), utc_now()
+    tenant_id, settings, now = job.tenant_id, services.settings, utc_now()
+    limits = limits_of(services, tenant_id)
+    record = (services.jobs.create_operation(job),)
+
+    def count(tenant_cap: int, gpu_slots: int | None) -> None:
+        services.usage.admit(
+            tenant_id,
+            job.job_id,
+            limits,
+            now=now,
+            tenant_cap=tenant_cap,
+            gpu_slots=gpu_slots,
+            with_operations=record,
+        )
+
     if not fair:
         try:
-            table.admit(
-                tenant_id, job_id, limits, now=now, tenant_cap=limits.max_active, gpu_slots=None
-            )
+            count(limits.max_active, None)
         except AdmissionRefused as refused:
             # A refused call counts; a batch item that waits counts as waiting (its handler).
             metrics.record_refused(tenant_id, refused.limit)
             raise _refused(refused.limit, tenant_id, limits, 0, settings, now) from None
         metrics.record_admitted(tenant_id)
         return
-    snapshot = table.snapshot(sorted(settings.tenants_config))
+    snapshot = services.usage.snapshot(sorted(settings.tenants_config))
     share = fair_share(tenant_id, snapshot, gpu_slots=settings.gpu_slots, now_iso=iso(now))
     within_share = min(share, limits.max_active)
+
+    def counted_within_share() -> bool:
+        if snapshot.active.get(tenant_id, 0) >= within_share:
+            return False
+        try:
+            count(within_share, None)
+        except AdmissionRefused as refused:
+            if refused.limit != "max_active":
+                raise
+            return False  # over its share since the read
+        return True
+
     try:
-        if snapshot.active.get(tenant_id, 0) < within_share:
-            try:
-                table.admit(
-                    tenant_id, job_id, limits, now=now, tenant_cap=within_share, gpu_slots=None
-                )
-            except AdmissionRefused as refused:
-                if refused.limit != "max_active":
-                    raise
-                # Over its share since the read (a race): only a spare slot can admit it now.
-                _admit_spare(services, tenant_id, job_id, limits, now)
-        else:
-            _admit_spare(services, tenant_id, job_id, limits, now)
+        if not counted_within_share():
+            count(limits.max_active, settings.gpu_slots)  # over its share: a spare slot only
     except AdmissionRefused as refused:
         raise _refused(refused.limit, tenant_id, limits, share, settings, now) from None
     metrics.record_admitted(tenant_id)
-
-
-def _admit_spare(
-    services: Services, tenant_id: str, job_id: str, limits: TenantLimits, now: datetime
-) -> None:
-    services.usage.admit(
-        tenant_id,
-        job_id,
-        limits,
-        now=now,
-        tenant_cap=limits.max_active,
-        gpu_slots=services.settings.gpu_slots,
-    )
 
 
 def _refused(

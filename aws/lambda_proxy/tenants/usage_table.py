@@ -110,12 +110,15 @@ class UsageTable:
         now: datetime,
         tenant_cap: int,
         gpu_slots: int | None,
+        with_operations: tuple[dict[str, Any], ...] = (),
     ) -> None:
         """Count one job for ``tenant_id`` if every limit allows it, in one transaction.
 
         ``tenant_cap`` bounds the tenant's active jobs (its limit, or less: its fair share);
-        with ``gpu_slots`` the deployment's active jobs must also be below it. Raises
-        :class:`AdmissionRefused` naming the first guard that failed.
+        with ``gpu_slots`` the deployment's active jobs must also be below it.
+        ``with_operations`` join the same transaction (the job's record: it exists if and only
+        if the job was counted). Raises :class:`AdmissionRefused` naming the first guard that
+        failed.
         """
         expires = int((now + _MINUTE_TTL).timestamp())
         items: list[tuple[Limit | None, dict[str, Any]]] = [
@@ -209,10 +212,11 @@ class UsageTable:
                     },
                 )
             )
+        items += [(None, operation) for operation in with_operations]
         failed = self._transact([operation for _, operation in items])
         if failed is not None:
             limit = items[failed][0]
-            if limit is None:  # a second lease for one job id: a bug, never a caller's doing
+            if limit is None:  # a second lease or record for one job id: a bug, not a caller's
                 raise RuntimeError(f"job {job_id} was already admitted")
             raise AdmissionRefused(limit)
 

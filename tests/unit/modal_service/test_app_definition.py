@@ -147,12 +147,17 @@ def test_the_gpu_hour_price_set_at_deploy_time_reaches_the_gpu_image(
 def test_acceleration_settings_set_at_deploy_time_reach_the_gpu_image(
     app_module: Any, tmp_path: Path
 ) -> None:
-    deploy = {"MULTITALK_FP8": "on", "MULTITALK_ATTENTION_BACKEND": "_native_cudnn"}
+    deploy = {
+        "MULTITALK_FP8": "on",
+        "MULTITALK_ATTENTION_BACKEND": "_native_cudnn",
+        "MULTITALK_WARMUP": "off",
+    }
     env = _at_deploy(tmp_path, deploy)["image_env"]
     assert env == [
         "ENV MULTITALK_GPUS_PER_CONTAINER=1",
         "ENV MULTITALK_ATTENTION_BACKEND=_native_cudnn",
         "ENV MULTITALK_FP8=on",
+        "ENV MULTITALK_WARMUP=off",
     ]
     # Unset at deploy time, the containers run the defaults (auto backend, compile on CUDA).
     assert "MULTITALK_FP8" not in "\n".join(_dockerfile(app_module.gpu_image))
@@ -220,13 +225,14 @@ import json
 from modal._partial_function import _find_callables_for_obj, _PartialFunctionFlags as Flags
 import modal_service.app as a
 worker = a.MultiTalkWorker._get_user_cls()()
-loaded = {}
+loaded, warmed = {}, {}
 for stage, flag in (("before_snapshot", Flags.ENTER_PRE_SNAPSHOT),
                     ("after_restore", Flags.ENTER_POST_SNAPSHOT)):
     for hook in _find_callables_for_obj(worker, flag).values():
         hook()
     loaded[stage] = worker.renderers.loaded
-print(json.dumps(loaded))
+    warmed[stage] = [n for n in loaded[stage] if worker.renderers.get(n).warmup is not None]
+print(json.dumps([loaded, warmed]))
 """
 
 
@@ -240,15 +246,19 @@ def test_the_weights_load_before_the_snapshot_only_with_the_gpu_snapshot(
 ) -> None:
     # The class's real enter hooks, in Modal's order, on the CPU with the tiny preset. The image's
     # environment is what a container sees: the snapshot switch reaches the hooks through it.
+    # The warm-up (asked for: on a CPU nothing compiles) runs right after the load, so with the
+    # GPU snapshot its compiled code is in the snapshot.
     env = {
         "MULTITALK_GPU_SNAPSHOT": snapshot,
         "MULTITALK_PRESET": "tiny",
         "MULTITALK_DEVICE": "cpu",
+        "MULTITALK_WARMUP": "on",
     }
     hooks = _deploy(tmp_path, env, _HOOKS)
     assert hooks.returncode == 0, hooks.stderr
-    loaded = json.loads(hooks.stdout.strip().splitlines()[-1])
+    loaded, warmed = json.loads(hooks.stdout.strip().splitlines()[-1])
     assert loaded == {"before_snapshot": before_snapshot, "after_restore": ["tiny"]}
+    assert warmed == {"before_snapshot": before_snapshot, "after_restore": ["tiny"]}
 
 
 def test_web_endpoint_demands_proxy_auth(app_module: Any) -> None:

@@ -5,8 +5,8 @@ carry JWTs and answers carry signed URLs, so ``log_event`` stays off and modules
 codes only.
 
 The Tracer is built at the first traced invocation, not at import: building it imports the
-X-Ray SDK and patches botocore and httpx, which no cold import should pay for (and where
-tracing is off, as on the local stack, it is never built at all).
+X-Ray SDK and patches every library the SDK traces (botocore, httpx, http.client, ...), which no
+cold import should pay for (and where tracing is off, as on the local stack, it is never built).
 """
 
 from __future__ import annotations

@@ -9,11 +9,12 @@ inputs, so nothing recompiles.
 
 The swap is strict: every adapter key must be in the file with the model's shape, nothing else
 may be, and all of it is read before the first weight is written, so a bad file leaves the
-loaded renderer as it was. It is refused (the caller reloads instead) where it could not be
-exact: adapter layers in a quantized form (fp8), a distillation LoRA that changes an adapter
-layer (its snapshot of the originals would put the old adapter back), or a transformer split
-across several GPUs (every rank holds its own copy; mirroring the swap to the ranks is left
-for later, so such a container reloads).
+loaded renderer as it was. With the transformer split across several GPUs, rank 0 checks and
+reads the file, then sends the swap to the other ranks like any mirrored call
+(``parallel/ranks.py``); each reads the same file from the shared weights and copies it into
+its own copy before it takes the next forward. It is refused (the caller reloads instead) where
+it could not be exact: adapter layers in a quantized form (fp8), or a distillation LoRA that
+changes an adapter layer (its snapshot of the originals would put the old adapter back).
 """
 
 from __future__ import annotations
@@ -43,11 +44,48 @@ def _adapter_tensors(transformer: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v for k, v in transformer.state_dict().items() if is_adapter_key(k)}
 
 
+def _local(renderer: Renderer) -> torch.nn.Module:
+    """This process's transformer (rank 0's copy when it is split across GPUs)."""
+    transformer = renderer.pipeline.transformer
+    return transformer.model if renderer.ranks is not None else transformer
+
+
+def read_adapter(transformer: torch.nn.Module, adapter_file: Path) -> dict[str, torch.Tensor]:
+    """``adapter_file``'s weights for ``transformer``, checked against it key by key and shape
+    by shape, in the dtypes it holds them in.
+
+    Raises:
+        ModelUnavailableError: the file is missing, or its keys or shapes do not fit (named).
+    """
+    adapter_name = f"{adapter_file.parent.name}/{adapter_file.name}"
+    if not adapter_file.is_file():
+        raise ModelUnavailableError(f"adapter file missing: {adapter_name}", "weights_missing")
+    targets = _adapter_tensors(transformer)
+    with safe_open(str(adapter_file), framework="pt") as handle:
+        check_keys(targets, handle.keys(), adapter_name)
+        # The dtype each weight was loaded in (bf16, or fp32 for diffusers' fp32 modules),
+        # converted as a fresh load converts it: the result is the same bits.
+        values = {key: handle.get_tensor(key).to(t.dtype) for key, t in targets.items()}
+    wrong = [key for key, value in values.items() if value.shape != targets[key].shape]
+    if wrong:
+        raise ModelUnavailableError(
+            f"{adapter_name}: {len(wrong)} weights of the wrong shape (e.g. {wrong[0]}: "
+            f"{tuple(values[wrong[0]].shape)}, the model has {tuple(targets[wrong[0]].shape)})",
+            "weights_mismatch",
+        )
+    return values
+
+
+@torch.no_grad()
+def write_adapter(transformer: torch.nn.Module, values: dict[str, torch.Tensor]) -> None:
+    """Copy checked adapter ``values`` into ``transformer``'s own tensors, in place."""
+    for key, target in _adapter_tensors(transformer).items():
+        target.copy_(values[key])
+
+
 def why_not_exact(renderer: Renderer) -> str | None:
     """Why swapping ``renderer``'s adapter could not be exact (None: it can be)."""
-    if renderer.ranks is not None:
-        return f"the transformer is split across {renderer.gpus} GPUs"
-    transformer = renderer.pipeline.transformer
+    transformer = _local(renderer)
     for key, tensor in _adapter_tensors(transformer).items():
         if type(tensor) is not torch.Tensor or tensor.dtype not in _PLAIN_DTYPES:
             return f"adapter weight {key} is quantized ({type(tensor).__name__}, {tensor.dtype})"
@@ -62,40 +100,27 @@ def why_not_exact(renderer: Renderer) -> str | None:
 
 
 def load_adapter(renderer: Renderer, preset: Preset, adapter_file: Path) -> float:
-    """Copy ``adapter_file`` into ``renderer``'s transformer and render as ``preset`` from now
-    on; returns the seconds it took. Call only where :func:`why_not_exact` says None.
+    """Copy ``adapter_file`` into ``renderer``'s transformer (on every rank) and render as
+    ``preset`` from now on; returns this process's seconds (other ranks copy meanwhile, and the
+    next forward waits for them). Call only where :func:`why_not_exact` says None.
 
     Raises:
         ModelUnavailableError: the file is missing, or its keys or shapes do not fit the model
             (named); nothing was written.
     """
     started = time.perf_counter()
-    adapter_name = f"{adapter_file.parent.name}/{adapter_file.name}"
-    if not adapter_file.is_file():
-        raise ModelUnavailableError(f"adapter file missing: {adapter_name}", "weights_missing")
-    targets = _adapter_tensors(renderer.pipeline.transformer)
-    with safe_open(str(adapter_file), framework="pt") as handle:
-        check_keys(targets, handle.keys(), adapter_name)
-        # The dtype each weight was loaded in (bf16, or fp32 for diffusers' fp32 modules),
-        # converted as a fresh load converts it: the result is the same bits.
-        values = {key: handle.get_tensor(key).to(t.dtype) for key, t in targets.items()}
-    wrong = [key for key, value in values.items() if value.shape != targets[key].shape]
-    if wrong:
-        raise ModelUnavailableError(
-            f"{adapter_name}: {len(wrong)} weights of the wrong shape (e.g. {wrong[0]}: "
-            f"{tuple(values[wrong[0]].shape)}, the model has {tuple(targets[wrong[0]].shape)})",
-            "weights_mismatch",
-        )
-    with torch.no_grad():
-        for key, target in targets.items():
-            target.copy_(values[key])
+    transformer = _local(renderer)
+    values = read_adapter(transformer, adapter_file)  # all of it, before any write
+    if renderer.ranks is not None:
+        renderer.ranks.send("load_adapter", (str(adapter_file),), [])
+    write_adapter(transformer, values)
     seconds = round(time.perf_counter() - started, 4)
     logger.info(
         "adapter swap %s -> %s: %d weights from %s in %.2f s",
         renderer.preset,
         preset.name,
-        len(targets),
-        adapter_name,
+        len(values),
+        adapter_file.name,
         seconds,
     )
     renderer.switch_preset(preset, seconds)

@@ -41,9 +41,10 @@ class RendererCache:
     A 14B preset holds about 40 GB of weights on the GPU, so one is kept at a time. The 14B
     presets share their base and differ in the audio adapter: asking for another
     (``infinitetalk-14b-multi`` after ``multitalk-14b``) loads only its adapter into the loaded
-    transformer (``multitalk.adapter_swap``, seconds), and drops the first and loads the other
-    whole only where a swap could not be exact (several GPUs, quantized adapter layers): slow
-    but never out of memory. ``tiny`` presets are kept side by side.
+    transformer, on every GPU rank (``multitalk.adapter_swap``, seconds), and drops the first
+    and loads the other whole only where a swap could not be exact (quantized adapter layers, a
+    LoRA on adapter layers): slow but never out of memory. ``tiny`` presets are kept side by
+    side.
 
     With ``gpus`` > 1 each renderer splits its transformer across that many GPUs (one process
     per GPU); a renderer whose GPU processes were lost is loaded again on the next job.

@@ -5,8 +5,8 @@ and the VAE, writes the video and uploads it, exactly as with one GPU. Its pipel
 transformer is a :class:`ContextParallelTransformer`: every call is broadcast to ranks
 1..N-1, which hold a copy of the transformer each, and every rank then runs its share of the
 tokens (``sequence.py``). What else decides a forward's result is sent with it, so the copies
-never drift: the step cache's calls (enable, reset, which guidance branch) and whether the
-distillation LoRA is fused.
+never drift: the step cache's calls (enable, reset, which guidance branch), whether the
+distillation LoRA is fused, and an audio adapter swapped in (``adapter_swap.py``).
 
 A rank that fails to load says so before the first job; a rank that dies later breaks the
 group (collectives fail or time out), the job fails with ``parallel_group_lost`` and the worker
@@ -138,6 +138,10 @@ def _serve(transformer: nn.Module, lora: Any, device: torch.device) -> None:
             cache_context = transformer.cache_context(context) if context else None
             with torch.no_grad(), cache_context or contextlib.nullcontext():
                 transformer(**_unpack(plain, tensors))
+        elif kind == "load_adapter":  # another 14B preset's adapter, from the shared weights
+            from modal_service.multitalk.adapter_swap import read_adapter, write_adapter
+
+            write_adapter(transformer, read_adapter(transformer, Path(payload[0])))
         else:  # the step cache's calls, by name, with their arguments
             getattr(transformer, kind)(*payload)
 

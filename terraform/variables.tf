@@ -430,7 +430,7 @@ variable "reconciler_schedule_expression" {
 ################################################################################
 
 variable "create_alarms" {
-  description = "Create CloudWatch alarms (failed jobs, latency, 5xx, function errors, state machine failures, DLQ depth, low GPU utilisation)."
+  description = "Create CloudWatch alarms (failed jobs, latency, 5xx, function errors, state machine failures, DLQ depth, low GPU utilisation, job queue wait and end-to-end p90, tenant quota refusals)."
   type        = bool
   default     = true
 }
@@ -442,13 +442,12 @@ variable "alarm_actions" {
 }
 
 variable "alarm_thresholds" {
-  description = "Alarm thresholds."
+  description = "Alarm thresholds. queue_wait_p90_s and end_to_end_p90_s: p90 over 15 minutes (twice in a row) of jobs' seconds from creation until a GPU started them, and until their final state; quota_refusals_per_15min: submissions refused with 429 tenant_quota_exceeded."
   type = object({
-    failed_jobs_per_5min   = optional(number, 5)
-    api_latency_p99_ms     = optional(number, 5000)
-    api_5xx_per_5min       = optional(number, 5)
-    function_errors_per_5m = optional(number, 1)
-    # Jobs, from creation: p90 of the wait until a GPU started them, and of the whole run.
+    failed_jobs_per_5min     = optional(number, 5)
+    api_latency_p99_ms       = optional(number, 5000)
+    api_5xx_per_5min         = optional(number, 5)
+    function_errors_per_5m   = optional(number, 1)
     queue_wait_p90_s         = optional(number, 600)
     end_to_end_p90_s         = optional(number, 3600)
     quota_refusals_per_15min = optional(number, 50)

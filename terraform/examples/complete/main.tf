@@ -18,8 +18,13 @@ module "multitalk" {
     globex = {
       read  = ["s3://${var.globex_bucket}/multitalk/inputs/", "shared/portraits/"]
       write = ["s3://${var.globex_bucket}/multitalk/outputs/"]
+      # Over tenant_limits for this tenant only: fewer jobs at once, 10 GPU-hours a day.
+      limits = { max_active = 4, gpu_seconds_per_day = 36000 }
     }
   }
+  # Every tenant's defaults, and the GPU slots the batch items' fair share divides (the Modal
+  # deploy's MULTITALK_MAX_GPU_CONTAINERS).
+  tenant_limits = { max_active = 8, per_minute = 30, gpu_slots = 8 }
 
   jwt = {
     issuer       = var.jwt_issuer

@@ -130,7 +130,7 @@ def _refused(
     else:
         message = (
             f"every GPU slot ({settings.gpu_slots}) is taken and tenant {tenant_id!r} holds its "
-            f"fair share ({share}) while other tenants want GPUs too"
+            f"fair share of them ({share}) or more"
         )
     return QuotaExceededError(message, limit=limit, retry_after_s=max(1, retry))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,17 @@ def test_without_compile_auto_does_not_warm_up(monkeypatch: pytest.MonkeyPatch) 
     assert renderer.warmup is None
 
 
+@pytest.fixture
+def fresh_dynamo() -> Iterator[None]:
+    """Compiled code is per process and shared by every copy of a block: start from none, and
+    leave none behind for the tests that count their own first compiles."""
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
 @pytest.mark.slow  # Inductor compiles C++ on the CPU: a minute or two under load
+@pytest.mark.usefixtures("fresh_dynamo")
 def test_after_a_warm_up_a_real_job_compiles_nothing(
     monkeypatch: pytest.MonkeyPatch, media: dict, tmp_path: Path
 ) -> None:
@@ -43,13 +54,12 @@ def test_after_a_warm_up_a_real_job_compiles_nothing(
     )
 
     monkeypatch.setenv("MULTITALK_WARMUP", "off")
-    torch._dynamo.reset()  # compiled graphs of earlier tests would otherwise be reused
     cold = RendererCache(device="cpu").warm_up("tiny")
     assert cold.warmup is None
     assert cold.render(spec, tmp_path / "cold.mp4").graphs_compiled > 0
 
     monkeypatch.setenv("MULTITALK_WARMUP", "auto")  # on: this deployment compiles
-    torch._dynamo.reset()
+    torch._dynamo.reset()  # the cold job's graphs would otherwise serve the warm renderer
     warm = RendererCache(device="cpu").warm_up("tiny")
     assert warm.warmup is not None
     assert warm.warmup.error is None

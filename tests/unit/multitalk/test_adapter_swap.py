@@ -15,7 +15,7 @@ from modal_service.multitalk import (
     RenderSpec,
     load_renderer,
 )
-from modal_service.multitalk.adapter_swap import load_adapter
+from modal_service.multitalk.adapter_swap import load_adapter, swap_adapter, why_not_exact
 from modal_service.multitalk.loading import build_transformer
 from modal_service.multitalk.presets import TINY, TINY_INFINITETALK, build_tiny
 from modal_service.multitalk.renderer import Renderer
@@ -196,3 +196,27 @@ def test_split_across_two_processes_every_rank_swaps_with_rank_0(weights_dir: Pa
     # A rank that kept the old adapter would put half the tokens on it: a mean error of about
     # half the adapters' difference. bf16 rounding of the split stays far below a tenth of it.
     assert max(errors.values()) < adapter_effect / 10, (errors, adapter_effect)
+
+
+def test_quantized_adapter_layers_fall_back_to_a_full_reload(
+    weights_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # fp8 cannot run on a CPU; torchao's int8 weight-only config takes the same path (the
+    # blocks' linears, the audio cross-attention's among them, become quantized tensors).
+    from torchao.quantization import Int8WeightOnlyConfig
+
+    from modal_service.multitalk.acceleration import DeploymentAcceleration
+    from modal_service.multitalk.acceleration.engine import Accelerator
+
+    renderer = load_renderer("multitalk-14b", weights_dir, "cpu")
+    renderer.accelerator = Accelerator(
+        renderer.pipeline, DeploymentAcceleration(), quantization=Int8WeightOnlyConfig()
+    )
+    reason = why_not_exact(renderer)
+    assert reason is not None
+    assert reason.startswith("adapter weight blocks.")
+    assert "quantized" in reason
+    with caplog.at_level("INFO", logger="modal_service.multitalk.adapter_swap"):
+        assert swap_adapter(renderer, "infinitetalk-14b", weights_dir) is False
+    assert "full reload" in caplog.text
+    assert renderer.preset == "multitalk-14b"

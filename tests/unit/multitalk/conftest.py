@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,15 @@ from safetensors.torch import save_file
 from modal_service.multitalk import load_renderer
 from modal_service.multitalk.renderer import Renderer
 from tests.unit.media.conftest import draw_portrait, write_tone
+
+
+@pytest.fixture
+def fresh_dynamo() -> Iterator[None]:
+    """Compiled code is per process and shared by every copy of a block: start from none, and
+    leave none behind for the tests that count their own first compiles."""
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
 
 
 @pytest.fixture(scope="session")

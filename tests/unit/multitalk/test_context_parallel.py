@@ -164,6 +164,7 @@ def _bf16(value: object) -> object:
     return value.bfloat16() if is_float else value
 
 
+@pytest.mark.usefixtures("fresh_dynamo")
 def test_compiled_blocks_split_compile_once_per_shape(
     tiny: Renderer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

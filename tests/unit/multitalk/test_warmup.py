@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,15 +28,6 @@ def test_without_compile_auto_does_not_warm_up(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv("MULTITALK_WARMUP", raising=False)
     renderer = RendererCache(device="cpu").warm_up("tiny")
     assert renderer.warmup is None
-
-
-@pytest.fixture
-def fresh_dynamo() -> Iterator[None]:
-    """Compiled code is per process and shared by every copy of a block: start from none, and
-    leave none behind for the tests that count their own first compiles."""
-    torch._dynamo.reset()
-    yield
-    torch._dynamo.reset()
 
 
 @pytest.mark.slow  # Inductor compiles C++ on the CPU: a minute or two under load

@@ -20,6 +20,7 @@ from tests.unit.multitalk.acceleration.test_profiles_render import STEPS, _frame
 pytestmark = pytest.mark.slow  # Inductor compiles C++ on the CPU: about a minute in all
 
 
+@pytest.mark.usefixtures("fresh_dynamo")  # counts its own first compiles
 def test_profiles_switch_without_recompiling_and_match_eager(
     tiny: Renderer, media: dict, distill_lora: Path, tmp_path: Path
 ) -> None:

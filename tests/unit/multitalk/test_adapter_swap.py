@@ -26,9 +26,8 @@ from modal_service.multitalk.weights import (
     is_adapter_key,
 )
 from modal_service.worker.renderers import RendererCache
-from tests.unit.multitalk.acceleration.support import tiny_forward_inputs
+from tests.unit.multitalk.acceleration.support import bf16, tiny_forward_inputs
 from tests.unit.multitalk.acceleration.test_profiles_render import _frames
-from tests.unit.multitalk.test_context_parallel import _bf16
 from tests.unit.multitalk.test_weights import _write_checkpoint
 
 
@@ -173,8 +172,7 @@ def test_a_swapped_renderer_renders_what_a_fresh_load_renders_and_back_again(
 
 @pytest.mark.slow  # two processes start and load the tiny stack from disk (~30 s on 2 cores)
 def test_split_across_two_processes_every_rank_swaps_with_rank_0(weights_dir: Path) -> None:
-    inputs = tiny_forward_inputs(batch=1, frames=3, speakers=1)
-    inputs = {k: _bf16(v) for k, v in inputs.items()}
+    inputs = bf16(tiny_forward_inputs(batch=1, frames=3, speakers=1))
     expected = {}
     with torch.no_grad():
         for preset in ("multitalk-14b", "infinitetalk-14b"):

@@ -21,6 +21,16 @@ def tiny_forward_inputs(batch: int = 3, frames: int = 3, speakers: int = 1) -> d
     )
 
 
+def bf16(inputs: dict) -> dict:
+    """``inputs`` with their floating-point tensors in bf16 (the 14B preset's dtype)."""
+    return {
+        name: value.bfloat16()
+        if isinstance(value, torch.Tensor) and value.is_floating_point()
+        else value
+        for name, value in inputs.items()
+    }
+
+
 @contextlib.contextmanager
 def count_block_runs(block: torch.nn.Module) -> Iterator[list[int]]:
     """Counts the forwards ``block`` really computes (not those a cache hook skips)."""

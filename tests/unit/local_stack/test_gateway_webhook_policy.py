@@ -35,7 +35,7 @@ def stack_info(state_dir: Path) -> StackInfo:
         audience="multitalk-video-api",
         tenant_claim="tenant_id",
         buckets={"data": "multitalk-local-data"},
-        tables={"jobs": "jobs", "idempotency": "idempotency"},
+        tables={"jobs": "jobs", "idempotency": "idempotency", "usage": "usage"},
         queues={},
         secrets={"tenant_webhook_secrets": "arn:secret:w", "modal_proxy_token": "arn:secret:m"},
         tenants={},

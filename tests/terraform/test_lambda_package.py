@@ -7,9 +7,7 @@ then imported by a bare CPython 3.12 (no site-packages) and the API handler answ
 
 from __future__ import annotations
 
-import glob
 import json
-import shutil
 import subprocess
 import tomllib
 import zipfile
@@ -18,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from scripts.bench.lambda_package import python312
 from scripts.package_lambdas import ROOT, build, lambda_requirements, source_files, write_zip
 
 HANDLERS = (
@@ -59,20 +58,10 @@ print(json.dumps({"heavy": heavy, "health": api.handler(json.loads(sys.argv[2]),
 
 def _python312() -> str:
     """A CPython 3.12 (the Lambda runtime's version), or skip: the wheels are cp312."""
-    candidates = [
-        shutil.which("python3.12"),
-        *sorted(glob.glob("/root/.pyenv/versions/3.12*/bin/python3.12")),
-    ]
-    for candidate in filter(None, candidates):
-        probe = subprocess.run(
-            [candidate, "-c", "import sys; print(sys.version_info[:2])"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if probe.returncode == 0 and probe.stdout.strip() == "(3, 12)":
-            return candidate
-    pytest.skip("no CPython 3.12 on this machine to run the cp312 Lambda zip")
+    python = python312()
+    if python is None:
+        pytest.skip("no CPython 3.12 on this machine to run the cp312 Lambda zip")
+    return python
 
 
 def test_requirements_are_the_lambda_group_without_gpu_packages() -> None:

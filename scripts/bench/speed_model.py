@@ -181,7 +181,30 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     DATA_FILE.write_text(text)
     print(f"wrote {DATA_FILE}")
+    print("15 s of 480p on H100s, empty queue, no warm container (the README's examples):")
+    for profile, seconds in example_estimates().items():
+        print(f"  {profile:9s} " + "  ".join(f"{n} GPU: {s:,} s" for n, s in seconds.items()))
     return 0
+
+
+def example_estimates(gpu_counts: tuple[int, ...] = (1, 8)) -> dict[str, dict[int, int]]:
+    """What the estimate model makes of 15 s of 480p per profile, on 1 and 8 H100s a container,
+    from the data file as written."""
+    from aws.lambda_proxy.jobs.estimate import Deployment, estimate
+    from modal_service.contracts import GenerationParams
+
+    return {
+        profile: {
+            gpus: estimate(
+                GenerationParams(max_duration_s=15, resolution="480p", speed=profile),
+                Deployment(
+                    gpu_kind="H100", gpus_per_container=gpus, warm_containers=0, containers=1
+                ),
+            ).seconds
+            for gpus in gpu_counts
+        }
+        for profile in PROFILE_STEPS
+    }
 
 
 if __name__ == "__main__":

@@ -111,3 +111,11 @@ def test_a_multi_gpu_run_measures_the_speedup_against_a_one_gpu_run(tmp_path: Pa
     assert h200["speedup"]["480p"]["quality"]["4"]["source"] == "projected"
     assert h200["speedup"]["480p"]["turbo"]["8"]["source"] == "projected"  # no turbo run
     assert model["gpus"]["H100"]["speedup"]["480p"]["quality"]["8"]["source"] == "projected"
+
+
+def test_the_printed_examples_order_the_profiles_and_reward_more_gpus() -> None:
+    examples = speed_model.example_estimates()
+    assert set(examples) == {"quality", "balanced", "turbo"}
+    for seconds in examples.values():
+        assert seconds[8] < seconds[1]
+    assert examples["quality"][1] > examples["balanced"][1] > examples["turbo"][1]

@@ -44,12 +44,6 @@ def _adapter_tensors(transformer: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v for k, v in transformer.state_dict().items() if is_adapter_key(k)}
 
 
-def _local(renderer: Renderer) -> torch.nn.Module:
-    """This process's transformer (rank 0's copy when it is split across GPUs)."""
-    transformer = renderer.pipeline.transformer
-    return transformer.model if renderer.ranks is not None else transformer
-
-
 def read_adapter(transformer: torch.nn.Module, adapter_file: Path) -> dict[str, torch.Tensor]:
     """``adapter_file``'s weights for ``transformer``, checked against it key by key and shape
     by shape, in the dtypes it holds them in.
@@ -85,7 +79,7 @@ def write_adapter(transformer: torch.nn.Module, values: dict[str, torch.Tensor])
 
 def why_not_exact(renderer: Renderer) -> str | None:
     """Why swapping ``renderer``'s adapter could not be exact (None: it can be)."""
-    transformer = _local(renderer)
+    transformer = renderer.transformer
     for key, tensor in _adapter_tensors(transformer).items():
         if type(tensor) is not torch.Tensor or tensor.dtype not in _PLAIN_DTYPES:
             return f"adapter weight {key} is quantized ({type(tensor).__name__}, {tensor.dtype})"
@@ -109,7 +103,7 @@ def load_adapter(renderer: Renderer, preset: Preset, adapter_file: Path) -> floa
             (named); nothing was written.
     """
     started = time.perf_counter()
-    transformer = _local(renderer)
+    transformer = renderer.transformer
     values = read_adapter(transformer, adapter_file)  # all of it, before any write
     if renderer.ranks is not None:
         renderer.ranks.send("load_adapter", (str(adapter_file),), [])

@@ -47,7 +47,7 @@ def load_preset(name: str, weights_dir: Path | None, device: str | None, gpus: i
     """``name``'s renderer; with ``gpus`` > 1 its transformer runs split across that many GPUs
     (one process each, this one rank 0: ``parallel/``)."""
     device = device or _default_device()
-    if name not in PRESETS or (name not in _TINY and name not in ADAPTER_FILES):
+    if name not in _TINY and name not in ADAPTER_FILES:
         raise ModelUnavailableError(f"unknown preset {name!r}", "unknown_preset")
     if name not in _TINY and weights_dir is None:
         raise ModelUnavailableError(f"{name} needs weights_dir", "weights_missing")

@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -39,7 +40,6 @@ from modal_service.multitalk.checkpoint import (
 )
 from modal_service.multitalk.errors import RenderCancelled, RenderError
 from modal_service.multitalk.inputs import PreparedInputs, prepare_inputs
-from modal_service.multitalk.parallel.ranks import RankGroup
 from modal_service.multitalk.pipeline_multitalk import ClipResume, MultiTalkPipeline
 from modal_service.multitalk.presets import Preset
 from modal_service.multitalk.reference_source import (
@@ -51,6 +51,9 @@ from modal_service.multitalk.reference_source import (
 from modal_service.multitalk.spec import CancelCheck, ProgressCallback, RenderOutcome, RenderSpec
 from modal_service.multitalk.streaming import STRATEGIES
 from modal_service.multitalk.warmup import WarmupRecord
+
+if TYPE_CHECKING:
+    from modal_service.multitalk.parallel.ranks import RankGroup
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +93,13 @@ class Renderer:
         """What the warm-up render at container start did (``warmup.py``), once it ran."""
         self._pending_timings: dict[str, float] = {}
         """Work done for the next job before it renders (an adapter swap), reported with it."""
+
+    @property
+    def transformer(self) -> torch.nn.Module:
+        """This process's transformer: rank 0's own copy when it is split across GPUs (the
+        pipeline then holds the stand-in that drives the other ranks)."""
+        transformer = self.pipeline.transformer
+        return transformer.model if self.ranks is not None else transformer
 
     @property
     def gpus(self) -> int:

@@ -185,8 +185,7 @@ def render_clip(
         spec = spec.model_copy(update={"sample_steps": steps})
     pipeline = renderer.pipeline
     device = pipeline._execution_device
-    model = getattr(pipeline.transformer, "model", pipeline.transformer)  # rank 0's own copy
-    clock = _StageClock(device, model.blocks[0].ffn)
+    clock = _StageClock(device, renderer.transformer.blocks[0].ffn)
     gpus = renderer.gpus
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

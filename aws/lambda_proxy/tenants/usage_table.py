@@ -121,6 +121,15 @@ class UsageTable:
         failed.
         """
         expires = int((now + _MINUTE_TTL).timestamp())
+        slots: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": _key(DEPLOYMENT_KEY),
+            "UpdateExpression": "ADD active :one",
+            "ExpressionAttributeValues": {":one": {"N": "1"}},
+        }
+        if gpu_slots is not None:  # API calls count in the slots without waiting for one
+            slots["ConditionExpression"] = "attribute_not_exists(active) OR active < :slots"
+            slots["ExpressionAttributeValues"][":slots"] = {"N": str(gpu_slots)}
         items: list[tuple[Limit | None, dict[str, Any]]] = [
             (
                 "max_active",
@@ -155,29 +164,7 @@ class UsageTable:
                     }
                 },
             ),
-            (
-                "gpu_slots",
-                {
-                    "Update": {
-                        "TableName": self._table,
-                        "Key": _key(DEPLOYMENT_KEY),
-                        "UpdateExpression": "ADD active :one",
-                        **(
-                            {
-                                "ConditionExpression": (
-                                    "attribute_not_exists(active) OR active < :slots"
-                                ),
-                                "ExpressionAttributeValues": {
-                                    ":one": {"N": "1"},
-                                    ":slots": {"N": str(gpu_slots)},
-                                },
-                            }
-                            if gpu_slots is not None
-                            else {"ExpressionAttributeValues": {":one": {"N": "1"}}}
-                        ),
-                    }
-                },
-            ),
+            ("gpu_slots", {"Update": slots}),
             (
                 None,
                 {

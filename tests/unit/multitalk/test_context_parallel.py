@@ -89,7 +89,7 @@ def test_a_render_on_two_processes_gives_the_frames_of_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     one = _render(tiny, media, tmp_path / "one.mp4", speed, monkeypatch)
-    with count_block_runs(split.pipeline.transformer.model.blocks[0]) as runs:
+    with count_block_runs(split.transformer.blocks[0]) as runs:
         two = _render(split, media, tmp_path / "two.mp4", speed, monkeypatch)
     assert one.shape == two.shape == (40, 80, 48, 3)
     difference = np.abs(one - two)
